@@ -1,0 +1,367 @@
+"""The Preset: one typed tree of dataclasses that the YAML, the CLI and the UI all share.
+
+Every field carries its help text, its allowed range or choices, and a label in its
+`metadata`, so the UI builds its widgets from here and the CLI validates `--set` overrides
+with the same rules. `Preset.from_dict()` validates and names the field on any error:
+
+    >>> Preset.from_dict({"lora": {"rank": 8}})
+    PresetError: lora.rank: unknown key (did you mean lora.r?)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.errors import PresetError
+
+EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+
+
+def _f(default, help, *, label=None, choices=None, min=None, max=None, step=None,
+       nullable=False, factory=None):
+    """A dataclass field with the metadata the validator and the UI read."""
+    meta = {"help": help, "label": label, "choices": choices, "min": min, "max": max,
+            "step": step, "nullable": nullable}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ModelCfg:
+    name_or_path: str = _f(
+        EMBEDDED_MODEL,
+        "The base model: 'embedded:smollm2-135m-instruct' (ships with Workbench), a local "
+        "Hugging Face model folder, a local .gguf file, or a Hub id (needs internet).",
+        label="Base model")
+    trust_remote_code: bool = _f(
+        False, "Run Python code shipped with the model. Only for models you trust.",
+        label="Trust remote code")
+
+
+DATA_FORMATS = ["auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text"]
+COLUMN_ROLES = ["instruction", "input", "output", "system", "history", "prompt",
+                "completion", "messages", "conversations", "text"]
+
+
+@dataclass
+class DataCfg:
+    path: str = _f("data/identity.jsonl",
+                   "Dataset file (.json, .jsonl, .csv, .parquet); relative paths are "
+                   "looked up in the project folder. Several files: separate with ','.",
+                   label="Dataset file")
+    format: str = _f("auto", "Dataset format; 'auto' detects it from the columns.",
+                     label="Format", choices=DATA_FORMATS)
+    columns: dict = _f(None, "Map roles to your column names, e.g. {output: answer}. Roles: "
+                       + ", ".join(COLUMN_ROLES) + ".", label="Column mapping", factory=dict)
+    placeholders: dict = _f(None, "Values for template placeholders in the data, e.g. "
+                            "{name: Ada} turns '{{name}}' into 'Ada'.",
+                            label="Placeholders", factory=dict)
+    eval_fraction: float = _f(0.1, "Share of rows held out to measure eval loss (0 = none).",
+                              label="Eval fraction", min=0.0, max=0.5, step=0.01)
+    max_samples: int | None = _f(None, "Use at most this many rows (empty = all).",
+                                 label="Max samples", min=1, max=10_000_000, nullable=True)
+    seed: int = _f(42, "Seed for shuffling and the train/eval split.", label="Data seed",
+                   min=0, max=2**31 - 1)
+
+
+QUANT_MODES = ["none", "int8", "nf4", "fp4"]
+COMPUTE_DTYPES = ["bfloat16", "float16", "float32"]
+
+
+@dataclass
+class QuantizationCfg:
+    mode: str = _f("nf4",
+                   "How the frozen base weights are stored. nf4: 4-bit NormalFloat, the "
+                   "QLoRA choice; fp4: plain 4-bit float; int8: LLM.int8 with outliers in "
+                   "16-bit; none: 16-bit weights.", label="Quantization", choices=QUANT_MODES)
+    double_quant: bool = _f(True, "Also quantise the 4-bit scaling constants (saves about "
+                            "0.37 bits per parameter).", label="Double quantization")
+    compute_dtype: str = _f("bfloat16", "Precision of the matrix multiplications while "
+                            "training; bfloat16 is the QLoRA default.",
+                            label="Compute dtype", choices=COMPUTE_DTYPES)
+    int8_threshold: float = _f(6.0, "LLM.int8 outlier threshold: input features larger than "
+                               "this stay in 16-bit (the paper uses 6.0).",
+                               label="Int8 outlier threshold", min=0.0, max=100.0, step=0.5)
+
+
+LORA_BIAS = ["none", "all", "lora_only"]
+
+
+@dataclass
+class LoraCfg:
+    r: int = _f(8, "LoRA rank: the size of the low-rank update. Larger learns more, costs "
+                "more memory.", label="Rank (r)", min=1, max=1024, step=1)
+    alpha: float = _f(16, "LoRA alpha: the update is scaled by alpha / r.", label="Alpha",
+                      min=0.0, max=4096.0, step=1)
+    dropout: float = _f(0.05, "Dropout on the LoRA input while training.", label="Dropout",
+                        min=0.0, max=0.9, step=0.01)
+    target_modules: Any = _f("all-linear", "Layers that get a LoRA adapter: 'all-linear' or "
+                             "a list of module names such as [q_proj, v_proj].",
+                             label="Target modules")
+    bias: str = _f("none", "Which biases are trained.", label="Bias", choices=LORA_BIAS)
+    use_rslora: bool = _f(False, "Rank-stabilised LoRA: scale by alpha / sqrt(r).",
+                          label="rsLoRA")
+    use_dora: bool = _f(False, "DoRA: learn a magnitude per output as well (slower).",
+                        label="DoRA")
+
+
+SCHEDULERS = ["linear", "cosine", "constant", "constant_with_warmup"]
+OPTIMIZERS = ["adamw_torch", "adamw_8bit", "paged_adamw_32bit", "paged_adamw_8bit",
+              "adafactor", "sgd"]
+
+
+@dataclass
+class TrainCfg:
+    max_length: int = _f(512, "Longest sequence in tokens; longer rows are truncated.",
+                         label="Max length", min=16, max=131072, step=16)
+    epochs: float = _f(3, "Passes over the training data.", label="Epochs", min=0.01,
+                       max=1000, step=0.5)
+    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1 = use epochs).",
+                        label="Max steps", min=-1, max=10_000_000, step=1)
+    batch_size: int = _f(4, "Rows per step on each device.", label="Batch size", min=1,
+                         max=4096, step=1)
+    grad_accum: int = _f(1, "Gradient accumulation: steps are batch_size x grad_accum rows.",
+                         label="Gradient accumulation", min=1, max=4096, step=1)
+    learning_rate: float = _f(2e-4, "Peak learning rate.", label="Learning rate", min=0.0,
+                              max=1.0, step=1e-5)
+    lr_scheduler: str = _f("cosine", "How the learning rate changes over the run.",
+                           label="LR schedule", choices=SCHEDULERS)
+    warmup_ratio: float = _f(0.03, "Fraction of steps spent warming the learning rate up.",
+                             label="Warmup ratio", min=0.0, max=0.5, step=0.01)
+    optimizer: str = _f("adamw_torch", "Optimizer. paged_* needs a CUDA GPU (falls back to "
+                        "adamw_torch on CPU with a note).", label="Optimizer",
+                        choices=OPTIMIZERS)
+    max_grad_norm: float = _f(1.0, "Clip gradients to this norm (0 = no clipping).",
+                              label="Max grad norm", min=0.0, max=100.0, step=0.1)
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: "
+                                      "much less memory, about 3x slower on a CPU.",
+                                      label="Gradient checkpointing")
+    packing: bool = _f(False, "Pack several short rows into one sequence.", label="Packing")
+    completion_only_loss: bool = _f(True, "Learn only from the answers, not the prompts.",
+                                    label="Loss on answers only")
+    logging_steps: int = _f(5, "Log loss every N steps.", label="Logging steps", min=1,
+                            max=100000, step=1)
+    eval_steps: int = _f(20, "Measure eval loss every N steps.", label="Eval steps", min=1,
+                         max=100000, step=1)
+    save_steps: int = _f(50, "Save a checkpoint every N steps.", label="Save steps", min=1,
+                         max=100000, step=1)
+    seed: int = _f(42, "Seed for initialisation and shuffling.", label="Seed", min=0,
+                   max=2**31 - 1)
+
+
+@dataclass
+class GenerationCfg:
+    max_new_tokens: int = _f(128, "Longest answer in tokens.", label="Max new tokens",
+                             min=1, max=8192, step=1)
+    temperature: float = _f(0.0, "Randomness; 0 = always the most likely token (greedy).",
+                            label="Temperature", min=0.0, max=2.0, step=0.05)
+    top_p: float = _f(0.9, "Sample only from the most likely tokens covering this "
+                      "probability.", label="Top-p", min=0.01, max=1.0, step=0.01)
+    repetition_penalty: float = _f(1.0, "Values above 1 discourage repeating text.",
+                                   label="Repetition penalty", min=0.5, max=2.0, step=0.05)
+    system_prompt: str = _f("", "System prompt for chat (empty = the model's default).",
+                            label="System prompt")
+
+
+SECTIONS = {"model": ModelCfg, "data": DataCfg, "quantization": QuantizationCfg,
+            "lora": LoraCfg, "train": TrainCfg, "generation": GenerationCfg}
+
+
+@dataclass
+class Preset:
+    model: ModelCfg = field(default_factory=ModelCfg)
+    data: DataCfg = field(default_factory=DataCfg)
+    quantization: QuantizationCfg = field(default_factory=QuantizationCfg)
+    lora: LoraCfg = field(default_factory=LoraCfg)
+    train: TrainCfg = field(default_factory=TrainCfg)
+    generation: GenerationCfg = field(default_factory=GenerationCfg)
+
+    # -- conversion -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, raw: dict | None, where: str = "preset") -> "Preset":
+        """Validate a plain dict (from YAML) into a Preset; errors name `where` and field."""
+        raw = {} if raw is None else raw
+        if not isinstance(raw, dict):
+            raise PresetError(f"{where}: expected a mapping of sections "
+                              f"({', '.join(SECTIONS)}), got {type(raw).__name__}")
+        sections = {}
+        for key, value in raw.items():
+            if key not in SECTIONS:
+                raise PresetError(f"{where}: {key}: unknown section{_did_you_mean(key, SECTIONS)}")
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise PresetError(f"{where}: {key}: expected a mapping of keys, "
+                                  f"got {value!r}")
+            sections[key] = _build_section(SECTIONS[key], key, value, where)
+        preset = cls(**sections)
+        preset.check()
+        return preset
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def copy(self) -> "Preset":
+        return Preset.from_dict(self.to_dict())
+
+    def with_overrides(self, overrides: list[str] | dict, where: str = "--set") -> "Preset":
+        """Apply `section.key=value` strings (values parsed as YAML) or a {dotted: value} dict."""
+        import yaml
+        data = self.to_dict()
+        items = overrides.items() if isinstance(overrides, dict) else [
+            _split_override(o, where) for o in overrides]
+        for dotted, value in items:
+            if isinstance(value, str) and not isinstance(overrides, dict):
+                try:
+                    value = yaml.safe_load(value) if value != "" else ""
+                except yaml.YAMLError:
+                    pass  # keep as string; the type check below names the field
+            section, _, key = dotted.partition(".")
+            if section not in SECTIONS:
+                raise PresetError(f"{where}: {dotted}: unknown section"
+                                  f"{_did_you_mean(section, SECTIONS)}")
+            names = [f.name for f in dataclasses.fields(SECTIONS[section])]
+            if key not in names:
+                raise PresetError(f"{where}: {dotted}: unknown key"
+                                  f"{_did_you_mean(key, names, section + '.')}")
+            data[section][key] = value
+        return Preset.from_dict(data, where)
+
+    def check(self) -> None:
+        """Cross-field rules that a single field's range cannot express."""
+        t = self.train
+        if t.max_steps == 0:
+            raise PresetError("train.max_steps: 0 would train nothing; use -1 to train by "
+                              "epochs or a positive number of steps")
+
+
+# -- validation helpers -----------------------------------------------------------------
+
+def _did_you_mean(key: str, valid, prefix: str = "") -> str:
+    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.5)
+    if not close:
+        # a prefix match catches short names such as rank -> r
+        close = [v for v in valid if str(key).startswith(v) or v.startswith(str(key))][:1]
+    if close:
+        return f" (did you mean {prefix}{close[0]}?)"
+    return f" (valid: {', '.join(prefix + v for v in valid)})"
+
+
+def _split_override(text: str, where: str) -> tuple[str, str]:
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise PresetError(f"{where}: {text!r}: expected section.key=value, "
+                          "e.g. train.max_steps=10")
+    key, _, value = text.partition("=")
+    return key.strip(), value.strip()
+
+
+def field_path_meta(section: str, key: str) -> dict:
+    """Metadata of one field (help, label, choices, min, max, step) for UIs and docs."""
+    for f in dataclasses.fields(SECTIONS[section]):
+        if f.name == key:
+            meta = dict(f.metadata)
+            meta["type"] = _field_type(f)
+            meta["default"] = (f.default_factory() if f.default is dataclasses.MISSING
+                               else f.default)
+            return meta
+    raise KeyError(f"{section}.{key}")
+
+
+def iter_fields():
+    """Yield (section, key, metadata) for every field of the Preset, in order."""
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            yield section, f.name, field_path_meta(section, f.name)
+
+
+def _field_type(f) -> str:
+    t = str(f.type)
+    for name in ("bool", "int", "float", "dict", "str"):
+        if t.startswith(name):
+            return name
+    return "any"
+
+
+def _build_section(cls, section: str, values: dict, where: str):
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            raise PresetError(f"{where}: {section}.{key}: unknown key"
+                              f"{_did_you_mean(key, names, section + '.')}")
+    for f in dataclasses.fields(cls):
+        if f.name in values:
+            kwargs[f.name] = _check_value(section, f, values[f.name], where)
+    return cls(**kwargs)
+
+
+def _check_value(section: str, f, value, where: str):
+    meta = f.metadata
+    kind = _field_type(f)
+    name = f"{where}: {section}.{f.name}"
+    if value is None:
+        if meta.get("nullable"):
+            return None
+        if kind == "dict":
+            return {}
+        raise PresetError(f"{name}: a value is required (got null)")
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise PresetError(f"{name}: expected true or false, got {value!r}")
+        return value
+    if kind in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise PresetError(f"{name}: expected a number, got {value!r}")
+        if kind == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise PresetError(f"{name}: expected a whole number, got {value!r}")
+            value = int(value)
+        else:
+            value = float(value)
+            if math.isnan(value) or math.isinf(value):
+                raise PresetError(f"{name}: expected a finite number, got {value!r}")
+        lo, hi = meta.get("min"), meta.get("max")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise PresetError(f"{name}: {value!r} is out of range; allowed {lo} to {hi}")
+        return value
+    if kind == "dict":
+        if not isinstance(value, dict):
+            raise PresetError(f"{name}: expected a mapping like {{key: value}}, got {value!r}")
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise PresetError(f"{name}: keys must be text, got {bad[0]!r}")
+        if f.name == "columns":
+            for role, col in value.items():
+                if role not in COLUMN_ROLES:
+                    raise PresetError(f"{name}.{role}: unknown role"
+                                      f"{_did_you_mean(role, COLUMN_ROLES)}")
+                if not isinstance(col, str) or not col:
+                    raise PresetError(f"{name}.{role}: expected a column name, got {col!r}")
+        else:
+            value = {k: "" if v is None else str(v) for k, v in value.items()}
+        return dict(value)
+    if f.name == "target_modules":
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if (isinstance(value, list) and value
+                and all(isinstance(v, str) and v.strip() for v in value)):
+            return [v.strip() for v in value]
+        raise PresetError(f"{name}: expected 'all-linear' or a non-empty list of module "
+                          f"names, got {value!r}")
+    # plain strings
+    if not isinstance(value, str):
+        raise PresetError(f"{name}: expected text, got {value!r}")
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise PresetError(f"{name}: {value!r} is not one of {', '.join(choices)}"
+                          f"{_did_you_mean(value, choices) if _close(value, choices) else ''}")
+    return value
+
+
+def _close(value, choices) -> bool:
+    return bool(difflib.get_close_matches(value, choices, n=1, cutoff=0.5))
