@@ -41,7 +41,10 @@ def description(text: str) -> str:
     for line in text.splitlines():
         if not line.startswith("#"):
             break
-        lines.append(line.lstrip("#").strip())
+        text = line.lstrip("#").strip()
+        if text.lower().startswith("run it:"):  # the command line is not the description
+            break
+        lines.append(text)
     return " ".join(l for l in lines if l)
 
 

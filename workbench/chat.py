@@ -1,0 +1,147 @@
+"""Side-by-side answers: the base model and the fine-tuned one, from ONE loaded base.
+
+    python launch.py chat RUN --prompt "Who are you?"
+
+The base is loaded the way the run trained it (same quantisation) with the run's adapter
+on top; the base answer is generated with the adapter switched off (PEFT's
+`disable_adapter()`), the tuned answer with it on. Two copies of the base are never held
+in memory. `compare()` streams: it yields (base_text, tuned_text) as tokens arrive.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from workbench import runs
+from workbench.config import GenerationCfg
+from workbench.errors import RunError
+
+
+def build_messages(prompt: str, history: list[tuple[str, str]] | None,
+                   system_prompt: str = "") -> list[dict]:
+    """Chat messages for one side: optional system, earlier turns, the new prompt."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
+    for user, assistant in history or []:
+        messages.append({"role": "user", "content": user})
+        messages.append({"role": "assistant", "content": assistant})
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+def generation_kwargs(gen: GenerationCfg, tokenizer) -> dict:
+    kw = {"max_new_tokens": gen.max_new_tokens, "repetition_penalty": gen.repetition_penalty,
+          "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+    if gen.temperature > 0:
+        kw.update(do_sample=True, temperature=gen.temperature, top_p=gen.top_p)
+    else:
+        kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    return kw
+
+
+class Comparer:
+    """One base model with the run's adapter; answers with the adapter off and on."""
+
+    def __init__(self, run_ref):
+        from peft import PeftModel
+
+        from workbench import models
+        self.run = runs.find(run_ref)
+        if not runs.has_adapter(self.run):
+            raise RunError(f"run {self.run.name} has no adapter yet: train it (or let it "
+                           "finish) before comparing")
+        self.preset = runs.load_preset(self.run)
+        self.tokenizer = models.load_tokenizer(
+            self.preset.model.name_or_path,
+            trust_remote_code=self.preset.model.trust_remote_code)
+        base = models.load_model(self.preset.model, self.preset.quantization)
+        self.model = PeftModel.from_pretrained(base, str(self.run / "adapter"))
+        self.model.eval()
+        self.lock = threading.Lock()  # one generation at a time: the adapter switch is global
+
+    def _stream(self, messages: list[dict], gen: GenerationCfg, adapter: bool):
+        import torch
+        from transformers import TextIteratorStreamer
+        tok = self.tokenizer
+        inputs = tok.apply_chat_template(messages, add_generation_prompt=True,
+                                         return_tensors="pt", return_dict=True)
+        inputs = {k: v.to(self.model.device) for k, v in inputs.items()}
+        streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+        kwargs = dict(inputs, streamer=streamer, **generation_kwargs(gen, tok))
+        errors = []
+
+        def work():
+            try:
+                with torch.no_grad():
+                    if adapter:
+                        self.model.generate(**kwargs)
+                    else:
+                        with self.model.disable_adapter():
+                            self.model.generate(**kwargs)
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        text = ""
+        for piece in streamer:
+            text += piece
+            yield text
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    def answer(self, prompt: str, *, adapter: bool, history=None,
+               gen: GenerationCfg | None = None) -> str:
+        gen = gen or self.preset.generation
+        text = ""
+        with self.lock:
+            for text in self._stream(build_messages(prompt, history, gen.system_prompt),
+                                     gen, adapter):
+                pass
+        return text.strip()
+
+    def compare(self, prompt: str, history_base=None, history_tuned=None,
+                gen: GenerationCfg | None = None):
+        """Yield (base_text, tuned_text) while both answers stream in, base first."""
+        gen = gen or self.preset.generation
+        base_text = tuned_text = ""
+        with self.lock:
+            for base_text in self._stream(build_messages(prompt, history_base,
+                                                         gen.system_prompt), gen, False):
+                yield base_text, tuned_text
+            for tuned_text in self._stream(build_messages(prompt, history_tuned,
+                                                          gen.system_prompt), gen, True):
+                yield base_text, tuned_text
+        yield base_text.strip(), tuned_text.strip()
+
+
+_cached: dict[str, Comparer] = {}
+_cache_lock = threading.Lock()
+
+
+def get_comparer(run_ref) -> Comparer:
+    """The Comparer for a run, kept loaded; loading another run frees the previous one."""
+    run = str(runs.find(run_ref))
+    with _cache_lock:
+        if run not in _cached:
+            _cached.clear()  # never two bases in memory
+            import gc
+            gc.collect()
+            _cached[run] = Comparer(run)
+        return _cached[run]
+
+
+def release() -> None:
+    with _cache_lock:
+        _cached.clear()
+
+
+def compare_once(run_ref, prompt: str, gen: GenerationCfg | None = None) -> dict:
+    """Both answers to one prompt, for the CLI and scripts."""
+    comparer = Comparer(run_ref)
+    base = tuned = ""
+    for base, tuned in comparer.compare(prompt, gen=gen):
+        pass
+    return {"prompt": prompt, "base": base, "tuned": tuned, "run": Path(comparer.run).name}

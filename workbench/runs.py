@@ -1,0 +1,236 @@
+"""Run folders: the contract between the training process and everything else.
+
+Only the training process writes a run folder; the UI, the CLI, merge and chat read it.
+
+    <WORKBENCH_HOME>/runs/<name>-<YYYYmmdd-HHMMSS>/
+        preset.yaml      the exact resolved preset
+        status.json      state (running | completed | failed | stopped), pid, step, max_steps,
+                         started_at, updated_at, ended_at, error
+        metrics.jsonl    one JSON object per log (loss or eval_loss, learning_rate, ...)
+        checkpoints/     Trainer checkpoints (checkpoint-N/)
+        adapter/         the final PEFT adapter (adapter_config.json + adapter_model.safetensors)
+        train.log        what the process printed
+        STOP             present when a stop was requested (the trainer honours it)
+
+A process that died without updating status.json (kill -9, power loss) is reported as
+failed by every reader, by checking whether its pid is still alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from workbench import paths
+from workbench.errors import RunError
+
+STATES = ("running", "completed", "failed", "stopped")
+STOP_FILE = "STOP"
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def new_run_dir(name: str) -> Path:
+    """A fresh, unique run folder named <name>-<YYYYmmdd-HHMMSS>."""
+    from workbench.presets import check_name
+    check_name(name)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = paths.runs_dir()
+    path = base / f"{name}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = base / f"{name}-{stamp}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+def find(name_or_path: str | os.PathLike) -> Path:
+    """A run by folder path or by name (exact folder name, or newest run with that prefix)."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_dir() and (candidate / "preset.yaml").exists():
+        return candidate.resolve()
+    name = str(name_or_path)
+    if "/" not in name and name not in (".", ".."):
+        folder = paths.runs_dir() / name
+        if folder.is_dir():
+            return folder
+        matches = sorted((p for p in paths.runs_dir().glob(f"{name}-*") if p.is_dir()),
+                         key=lambda p: p.name)
+        if matches:
+            return matches[-1]
+    known = ", ".join(p.name for p in sorted(paths.runs_dir().iterdir())[-5:]) or "none yet"
+    raise RunError(f"run {name!r} not found in {paths.runs_dir()} (recent runs: {known})")
+
+
+# -- status ---------------------------------------------------------------------------
+
+def pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (exited, not yet reaped by its parent) is not alive for our purposes
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def status(run: str | os.PathLike) -> dict:
+    """status.json as the truth is: a 'running' run whose process is gone is 'failed'."""
+    run = Path(run)
+    st = read_json(run / "status.json")
+    if not st:
+        st = {"state": "failed", "error": "status.json is missing or unreadable"}
+    if st.get("state") == "running" and not pid_alive(st.get("pid")):
+        st = dict(st, state="failed",
+                  error=st.get("error") or "the training process ended without saving its "
+                  "state (killed or crashed); resume it to continue from the last checkpoint")
+    st.setdefault("step", 0)
+    st.setdefault("max_steps", None)
+    return st
+
+
+def write_status(run: Path, **fields) -> dict:
+    """Merge fields into status.json atomically (only the training process calls this)."""
+    st = read_json(run / "status.json")
+    st.update(fields)
+    st["updated_at"] = now_iso()
+    tmp = run / ".status.json.tmp"
+    tmp.write_text(json.dumps(st, indent=1), encoding="utf-8")
+    os.replace(tmp, run / "status.json")
+    return st
+
+
+def metrics(run: str | os.PathLike) -> list[dict]:
+    """Every complete line of metrics.jsonl (a half-written last line is skipped)."""
+    out = []
+    try:
+        with open(Path(run) / "metrics.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
+    except OSError:
+        pass
+    return out
+
+
+def append_metrics(run: Path, record: dict) -> None:
+    with open(run / "metrics.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def log_tail(run: str | os.PathLike, n: int = 40) -> str:
+    path = Path(run) / "train.log"
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64_000))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    # progress bars redraw with \r: keep only the last frame of each line
+    lines = [line.rsplit("\r", 1)[-1] for line in text.replace("\r\n", "\n").split("\n")]
+    return "\n".join(lines[-n:])
+
+
+def list_runs() -> list[dict]:
+    """All runs, newest first: name, path, state, step, max_steps, started_at, preset."""
+    out = []
+    for folder in paths.runs_dir().iterdir():
+        if not (folder.is_dir() and (folder / "preset.yaml").exists()):
+            continue
+        st = status(folder)
+        out.append({"name": folder.name, "path": str(folder), "state": st.get("state"),
+                    "step": st.get("step"), "max_steps": st.get("max_steps"),
+                    "started_at": st.get("started_at"), "error": st.get("error"),
+                    "merged": (folder / "merged" / "merge_report.json").exists(),
+                    "has_adapter": has_adapter(folder)})
+    out.sort(key=lambda r: (r["started_at"] or "", r["name"]), reverse=True)
+    return out
+
+
+def has_adapter(run: Path) -> bool:
+    return (Path(run) / "adapter" / "adapter_model.safetensors").exists()
+
+
+def load_preset(run: str | os.PathLike):
+    from workbench.presets import load
+    return load(str(Path(run) / "preset.yaml"))
+
+
+# -- checkpoints ----------------------------------------------------------------------
+
+def _checkpoint_complete(folder: Path) -> bool:
+    """A checkpoint counts only when every file resume needs is there and readable."""
+    needed = ["trainer_state.json", "adapter_model.safetensors", "adapter_config.json"]
+    if not all((folder / f).is_file() and (folder / f).stat().st_size > 0 for f in needed):
+        return False
+    if not ((folder / "optimizer.pt").is_file() and (folder / "scheduler.pt").is_file()):
+        return False
+    try:
+        json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except ValueError:
+        return False
+    return True
+
+
+def checkpoints(run: str | os.PathLike) -> list[tuple[int, Path, bool]]:
+    """(step, folder, complete) for every checkpoint, oldest first."""
+    folder = Path(run) / "checkpoints"
+    out = []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            m = _CHECKPOINT_RE.match(p.name)
+            if m and p.is_dir():
+                out.append((int(m.group(1)), p, _checkpoint_complete(p)))
+    return sorted(out)
+
+
+def last_complete_checkpoint(run: str | os.PathLike) -> Path | None:
+    done = [p for _, p, ok in checkpoints(run) if ok]
+    return done[-1] if done else None
+
+
+def request_stop(run: str | os.PathLike) -> None:
+    (Path(run) / STOP_FILE).write_text(now_iso(), encoding="utf-8")
+
+
+def stop_requested(run: Path) -> bool:
+    return (run / STOP_FILE).exists()
+
+
+def wait_for(run: Path, states=("completed", "failed", "stopped"), timeout: float = 600.0,
+             poll: float = 0.5) -> dict:
+    """Block until the run reaches one of `states` (for scripts and tests)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = status(run)
+        if st.get("state") in states:
+            return st
+        if time.monotonic() > deadline:
+            raise RunError(f"run {run.name}: still {st.get('state')} after {timeout:.0f} s")
+        time.sleep(poll)

@@ -1,0 +1,313 @@
+"""Training: a Preset and a run folder in, a LoRA adapter out, through trl's SFTTrainer.
+
+This runs in the job process (the CLI's `train` / `resume`, or a detached process the UI
+starts), never in the web server. It is the only writer of its run folder:
+
+    python launch.py train cpu-demo --set train.max_steps=10
+
+The steps: load the tokenizer and the (quantised) base model, load and normalise the data,
+wrap the base with a LoRA adapter, train, save the adapter. A callback writes status.json
+and metrics.jsonl as it goes and honours a stop request (the STOP file) at the next step.
+Under torchrun / accelerate launch only rank 0 writes the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from workbench import runs
+from workbench.config import Preset
+from workbench.errors import WorkbenchError
+
+BNB_OPTIMIZERS = ("paged_adamw_32bit", "paged_adamw_8bit", "adamw_8bit")
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def effective_optimizer(name: str, cuda: bool) -> tuple[str, str | None]:
+    """The optimizer trl gets, and a note when a CUDA-only choice had to fall back."""
+    if name in BNB_OPTIMIZERS and not cuda:
+        return "adamw_torch", (f"note: {name} needs a CUDA GPU (bitsandbytes paged/8-bit "
+                               "optimizers); using adamw_torch on this CPU instead")
+    return name, None
+
+
+def oom_advice(preset: Preset) -> str:
+    t, q = preset.train, preset.quantization
+    tips = [f"lower train.batch_size (now {t.batch_size}) and raise train.grad_accum to keep "
+            "the same effective batch",
+            f"lower train.max_length (now {t.max_length})"]
+    if not t.gradient_checkpointing:
+        tips.append("turn on train.gradient_checkpointing")
+    if q.mode in ("none", "int8"):
+        tips.append("use quantization.mode nf4 (QLoRA)")
+    return "ran out of memory: " + "; ".join(tips)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    name = type(exc).__name__
+    text = str(exc).lower()
+    return name == "OutOfMemoryError" or "out of memory" in text or "can't allocate memory" in text
+
+
+# -- datasets -------------------------------------------------------------------------
+
+def build_datasets(preset: Preset):
+    """(train Dataset, eval Dataset | None, info dict) from the preset's data section."""
+    from datasets import Dataset
+
+    from workbench import data
+    loaded = data.load(preset.data)
+    examples = data.to_examples(loaded.rows, preset.train.completion_only_loss)
+    train_rows, eval_rows = data.split(examples, preset.data.eval_fraction, preset.data.seed)
+    info = {"format": loaded.format, "rows": len(loaded.rows), "dropped": loaded.dropped,
+            "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
+    train_ds = Dataset.from_list(train_rows)
+    eval_ds = Dataset.from_list(eval_rows) if eval_rows else None
+    return train_ds, eval_ds, info
+
+
+def lora_config(preset: Preset):
+    from peft import LoraConfig
+    lc = preset.lora
+    return LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
+                      target_modules=lc.target_modules, bias=lc.bias,
+                      use_rslora=lc.use_rslora, use_dora=lc.use_dora, task_type="CAUSAL_LM")
+
+
+def sft_config(preset: Preset, output_dir: Path, *, has_eval: bool, cuda: bool,
+               text_only: bool = False):
+    from trl import SFTConfig
+    t, q = preset.train, preset.quantization
+    optim, _ = effective_optimizer(t.optimizer, cuda)
+    # bf16/fp16 mixed precision follows the compute dtype; on a CPU fp16 autocast is
+    # unsupported, so float16 runs in float32 there.
+    bf16 = q.compute_dtype == "bfloat16"
+    fp16 = q.compute_dtype == "float16" and cuda
+    return SFTConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,  # transformers 5: a fraction < 1 means a ratio
+        optim=optim,
+        max_grad_norm=t.max_grad_norm,
+        gradient_checkpointing=t.gradient_checkpointing,
+        packing=t.packing,
+        # plain-text (language modelling) rows have no prompt to mask: every token is trained
+        completion_only_loss=None if text_only else t.completion_only_loss,
+        max_length=t.max_length,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=t.eval_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=3,
+        seed=t.seed,
+        data_seed=preset.data.seed,
+        bf16=bf16,
+        fp16=fp16,
+        use_cpu=not cuda,
+        report_to="none",
+        dataloader_num_workers=0,
+        dataset_num_proc=None,
+        disable_tqdm=False,
+    )
+
+
+# -- the callback that keeps the run folder current ----------------------------------
+
+def make_callback(run: Path, started: float):
+    from transformers import TrainerCallback
+
+    class RunFolderCallback(TrainerCallback):
+        """Writes status.json / metrics.jsonl and honours the STOP file (rank 0 writes)."""
+
+        def __init__(self):
+            self.first_step = None
+            self.t0 = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.first_step = state.global_step
+            self.t0 = time.monotonic()
+            if is_main_process():
+                runs.write_status(run, state="running", phase="training",
+                                  step=state.global_step, max_steps=state.max_steps)
+
+        def _eta(self, state) -> float | None:
+            done = state.global_step - (self.first_step or 0)
+            if done <= 0 or not state.max_steps:
+                return None
+            per_step = (time.monotonic() - self.t0) / done
+            return round(per_step * max(0, state.max_steps - state.global_step), 1)
+
+        def on_step_end(self, args, state, control, **kw):
+            if is_main_process():
+                runs.write_status(run, step=state.global_step, max_steps=state.max_steps,
+                                  eta_s=self._eta(state),
+                                  elapsed_s=round(time.monotonic() - started, 1))
+            if runs.stop_requested(run):
+                # save a checkpoint at this step so a resume continues from here
+                control.should_save = True
+                control.should_training_stop = True
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if not is_main_process() or not logs:
+                return
+            record = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
+            for key, value in logs.items():
+                if isinstance(value, (int, float)):
+                    record[key] = value
+            record["elapsed_s"] = round(time.monotonic() - started, 1)
+            record["eta_s"] = self._eta(state)
+            runs.append_metrics(run, record)
+
+    return RunFolderCallback()
+
+
+# -- the entry point ------------------------------------------------------------------
+
+def prepare_run(preset: Preset, name: str) -> Path:
+    """Create a run folder with its preset.yaml and an initial status (CLI and jobs)."""
+    from workbench.presets import to_yaml
+    run = runs.new_run_dir(name)
+    (run / "checkpoints").mkdir()
+    (run / "preset.yaml").write_text(
+        to_yaml(preset, f"run {run.name}: the exact preset this run was trained with"),
+        encoding="utf-8")
+    runs.write_status(run, state="running", phase="starting", pid=os.getpid(), step=0,
+                      max_steps=None, started_at=runs.now_iso(), error=None)
+    return run
+
+
+def _set_aside_incomplete_checkpoints(run: Path, log) -> None:
+    for step, folder, complete in runs.checkpoints(run):
+        if not complete:
+            target = folder.with_name(folder.name + f".incomplete-{int(time.time())}")
+            folder.rename(target)
+            log(f"checkpoint {folder.name} is incomplete; set aside as {target.name}")
+
+
+def _trim_metrics(run: Path, upto_step: int) -> None:
+    kept = [m for m in runs.metrics(run) if m.get("step", 0) <= upto_step]
+    tmp = run / ".metrics.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(m) + "\n" for m in kept), encoding="utf-8")
+    os.replace(tmp, run / "metrics.jsonl")
+
+
+def train(run: Path, *, resume: bool = False) -> dict:
+    """Train the run's preset into its folder. Returns the final status.
+
+    Failures never escape as tracebacks: the status says `failed` with a message that says
+    what to change, and the traceback goes to train.log.
+    """
+    run = Path(run)
+    preset = runs.load_preset(run)
+    started = time.monotonic()
+    main = is_main_process()
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    if main:
+        if runs.stop_requested(run):
+            (run / runs.STOP_FILE).unlink()
+        runs.write_status(run, state="running", phase="loading model", pid=os.getpid(),
+                          error=None, ended_at=None,
+                          resumed_at=runs.now_iso() if resume else None)
+    checkpoint = None
+    if resume:
+        if main:
+            _set_aside_incomplete_checkpoints(run, log)
+        checkpoint = runs.last_complete_checkpoint(run)
+        if checkpoint is None:
+            log("no complete checkpoint yet: training again from the start")
+            if main:
+                _trim_metrics(run, 0)
+        else:
+            step = int(checkpoint.name.split("-")[1])
+            log(f"resuming from {checkpoint.name}")
+            if main:
+                _trim_metrics(run, step)
+    try:
+        trainer = build_trainer(preset, run, started, log)
+        if main:
+            runs.write_status(run, phase="training")
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        stopped = runs.stop_requested(run)
+        if main:
+            runs.write_status(run, phase="saving adapter")
+            trainer.save_model(str(run / "adapter"))
+            final = runs.write_status(
+                run, state="stopped" if stopped else "completed", phase="done",
+                step=trainer.state.global_step, ended_at=runs.now_iso(),
+                elapsed_s=round(time.monotonic() - started, 1))
+            log(f"{final['state']} at step {final['step']}: adapter saved to {run / 'adapter'}")
+            return final
+        return {"state": "completed"}
+    except KeyboardInterrupt:
+        msg = "interrupted (Ctrl-C); resume it to continue from the last checkpoint"
+        return _fail(run, main, msg, state="stopped")
+    except WorkbenchError as exc:
+        return _fail(run, main, str(exc))
+    except BaseException as exc:  # noqa: BLE001 - every failure must end in status.json
+        traceback.print_exc(file=sys.stdout)
+        if _is_oom(exc):
+            return _fail(run, main, oom_advice(preset))
+        first = (str(exc).strip().splitlines() or [""])[0][:400]
+        return _fail(run, main, f"training failed: {type(exc).__name__}: {first} "
+                                f"(details in {run / 'train.log'})")
+
+
+def _fail(run: Path, main: bool, message: str, state: str = "failed") -> dict:
+    print(f"error: {message}", flush=True)
+    if not main:
+        return {"state": state, "error": message}
+    return runs.write_status(run, state=state, phase="done", error=message,
+                             ended_at=runs.now_iso())
+
+
+def build_trainer(preset: Preset, run: Path, started: float, log):
+    """The SFTTrainer for a preset: (quantised) base + LoRA config + data + callback."""
+    import torch
+    from trl import SFTTrainer
+
+    from workbench import models
+    cuda = torch.cuda.is_available()
+    optim, note = effective_optimizer(preset.train.optimizer, cuda)
+    if note:
+        log(note)
+    if preset.train.packing and preset.train.completion_only_loss:
+        log("note: packing with loss on answers only keeps the answer masks per row")
+    train_ds, eval_ds, info = build_datasets(preset)
+    log(f"data: {info['format']} format, {info['rows']} rows ({info['dropped']} dropped), "
+        f"{info['train_examples']} train / {info['eval_examples']} eval examples")
+    tokenizer = models.load_tokenizer(preset.model.name_or_path,
+                                      trust_remote_code=preset.model.trust_remote_code)
+    log(f"loading {preset.model.name_or_path} ({preset.quantization.mode}) on "
+        f"{'cuda' if cuda else 'cpu'}")
+    model = models.load_model(preset.model, preset.quantization)
+    args = sft_config(preset, run / "checkpoints", has_eval=eval_ds is not None, cuda=cuda,
+                      text_only="text" in train_ds.column_names)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                         processing_class=tokenizer, peft_config=lora_config(preset),
+                         callbacks=[make_callback(run, started)])
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in trainer.model.parameters())
+    log(f"LoRA r={preset.lora.r}: {trainable:,} trainable parameters "
+        f"({100 * trainable / max(total, 1):.2f}% of {total:,})")
+    return trainer
