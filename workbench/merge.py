@@ -39,10 +39,6 @@ def _verify_inputs(tokenizer, prompts: list[str]):
 
 def merge(run_ref, *, dtype: str = "float32", progress=None) -> dict:
     """Merge the run's adapter into the unquantised base; returns the merge report."""
-    import torch
-    from peft import PeftModel
-
-    from workbench import models
     say = progress or (lambda msg: None)
     run = runs.find(run_ref)
     st = runs.status(run)
@@ -52,6 +48,10 @@ def merge(run_ref, *, dtype: str = "float32", progress=None) -> dict:
         raise RunError(f"run {run.name} has no adapter yet ({st['state']}): train or resume "
                        "it first")
     preset = runs.load_preset(run)
+    import torch
+    from peft import PeftModel
+
+    from workbench import models
     t0 = time.monotonic()
     say("loading the unquantised base model")
     tokenizer = models.load_tokenizer(preset.model.name_or_path,
