@@ -67,8 +67,10 @@ def build_datasets(preset: Preset):
 
     from workbench import data
     loaded = data.load(preset.data)
-    examples = data.to_examples(loaded.rows, preset.train.completion_only_loss)
-    train_rows, eval_rows = data.split(examples, preset.data.eval_fraction, preset.data.seed)
+    # split whole conversations first, so turns of one conversation never land on both sides
+    train_conv, eval_conv = data.split(loaded.rows, preset.data.eval_fraction, preset.data.seed)
+    train_rows = data.to_examples(train_conv, preset.train.completion_only_loss)
+    eval_rows = data.to_examples(eval_conv, preset.train.completion_only_loss)
     info = {"format": loaded.format, "rows": len(loaded.rows), "dropped": loaded.dropped,
             "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
     train_ds = Dataset.from_list(train_rows)
