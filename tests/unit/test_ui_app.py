@@ -1,0 +1,111 @@
+"""The whole page builds, holds one widget per Preset field and six tabs in order; the
+launch options are safe by default; start-up imports no heavy library."""
+
+import argparse
+import subprocess
+import sys
+
+import gradio as gr
+import pytest
+
+from workbench.ui import register_cli, server
+from workbench.ui.app import build_app
+from workbench.ui.i18n import field_keys, text
+
+TABS = ["Dataset", "Quantization", "LoRA", "Training", "Merge", "Chat"]
+API = {"start", "stop", "status", "runs", "merge", "compare", "save_preset", "presets"}
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return build_app()
+
+
+def _blocks(demo, cls):
+    return [b for b in demo.blocks.values() if isinstance(b, cls)]
+
+
+def test_six_tabs_in_order(demo):
+    labels = [text(b.label.key) for b in _blocks(demo, gr.Tab)]
+    assert labels == TABS
+
+
+def test_one_widget_per_preset_field(demo):
+    ids = {b.elem_id for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    for dotted in field_keys():
+        assert "f-" + dotted.replace(".", "-").replace("_", "-") in ids
+
+
+def test_no_textbox_holds_a_number(demo):
+    from workbench.config import field_path_meta
+    for block in _blocks(demo, gr.Textbox):
+        if (block.elem_id or "").startswith("f-"):
+            section, _, key = block.elem_id[2:].partition("-")
+            key = key.replace("-", "_")
+            assert field_path_meta(section, key)["type"] not in ("int", "float")
+
+
+def test_named_api_endpoints(demo):
+    info = demo.get_api_info()
+    named = {name.strip("/") for name in info["named_endpoints"]}
+    assert API <= named
+    assert named - API == set()  # the page's own events stay private
+
+
+def test_timer_polls_the_run_folder(demo):
+    timers = _blocks(demo, gr.Timer)
+    assert len(timers) == 1 and 0 < timers[0].value <= 5
+
+
+def test_start_up_imports_no_heavy_library():
+    code = ("import sys; from workbench.ui.app import build_app; build_app(); "
+            "print(','.join(m for m in ('torch', 'transformers', 'trl', 'peft') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == ""
+
+
+# -- launch options ----------------------------------------------------------------------
+
+def test_defaults_bind_localhost_only():
+    assert server.resolve_options(None, False, None, env={}) == ("127.0.0.1", 7860, None)
+
+
+def test_listen_without_auth_is_refused():
+    with pytest.raises(server.LaunchError, match="--auth"):
+        server.resolve_options(None, True, None, env={})
+    assert server.resolve_options(8000, True, None, env={"WORKBENCH_AUTH": "ada:pw"}) == (
+        "0.0.0.0", 8000, ("ada", "pw"))
+    assert server.resolve_options(None, True, "bob:x:y", env={})[2] == ("bob", "x:y")
+
+
+@pytest.mark.parametrize("bad", ["nopassword", ":pw", "user:"])
+def test_malformed_auth_is_refused(bad):
+    with pytest.raises(server.LaunchError, match="USER:PASS"):
+        server.parse_auth(bad)
+
+
+def test_cli_exits_2_with_one_error_line(capsys, monkeypatch):
+    monkeypatch.delenv("WORKBENCH_AUTH", raising=False)
+    parser = argparse.ArgumentParser()
+    register_cli(parser.add_subparsers())
+    args = parser.parse_args(["ui", "--listen"])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "--auth" in err[0]
+
+
+def test_launch_command_refuses_listen_without_auth(tmp_path):
+    env = {k: v for k, v in __import__("os").environ.items() if k != "WORKBENCH_AUTH"}
+    out = subprocess.run([sys.executable, "-m", "workbench.ui", "--listen", "--home",
+                          str(tmp_path)], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 2 and out.stderr.startswith("error: ")
+
+
+def test_launch_settings_are_safe():
+    kw = server.launch_kwargs("127.0.0.1", 7860, None, "/home/x/.workbench")
+    assert kw["share"] is False and kw["allowed_paths"] == ["/home/x/.workbench"]
+    assert kw["max_file_size"] and kw["enable_monitoring"] is False
+    assert kw["server_name"] == "127.0.0.1"

@@ -1,0 +1,76 @@
+"""One gradio_client round trip against the launched app (in this process, on a free
+port), plus what the server refuses to serve."""
+
+import os
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+from gradio_client import Client
+
+from workbench import jobs, paths, presets, runs
+from workbench.ui import server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(_workbench_home):
+    saved = dict(os.environ)
+    demo, url = server.run_app("127.0.0.1", _free_port(), None, None, block=False)
+    try:
+        yield url
+    finally:
+        demo.close()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_round_trip(app_url, monkeypatch):
+    assert app_url.startswith("http://127.0.0.1:")
+    client = Client(app_url, verbose=False)
+    names = [p["name"] for p in client.predict(api_name="/presets")]
+    assert "cpu-demo" in names
+
+    saved = client.predict("mine", "cpu-demo", ["train.max_steps=5"], False,
+                           api_name="/save_preset")
+    assert saved == {"name": "mine", "kind": "user"}
+    assert presets.load("mine").train.max_steps == 5
+
+    with pytest.raises(Exception) as info:  # a readable message, not a traceback
+        client.predict("../escape", "cpu-demo", [], False, api_name="/save_preset")
+    assert "preset name" in str(info.value) and "Traceback" not in str(info.value)
+
+    assert client.predict("", api_name="/status")["run"] is None
+
+    def fake_start(preset, name):  # a job that "runs" in this process
+        run = paths.runs_dir() / f"{name}-20250101-120000"
+        run.mkdir(parents=True)
+        (run / "preset.yaml").write_text(presets.to_yaml(preset), "utf-8")
+        runs.write_status(run, state="running", pid=os.getpid(), step=0, max_steps=3)
+        return run
+    monkeypatch.setattr(jobs, "start", fake_start)
+    st = client.predict("cpu-demo", "smoke", ["train.max_steps=3"], api_name="/start")
+    assert st["run"] == "smoke-20250101-120000" and st["state"] == "running"
+    assert client.predict(api_name="/runs")[0]["name"] == "smoke-20250101-120000"
+    assert client.predict("", api_name="/stop")["stop_requested"] is True
+    assert (paths.runs_dir() / "smoke-20250101-120000" / runs.STOP_FILE).exists()
+
+
+def test_serves_the_page_but_no_file_outside_home(app_url):
+    assert _get(app_url) == 200
+    assert _get(app_url + "gradio_api/file=/etc/passwd") in (403, 404)
+    assert _get(app_url + f"gradio_api/file={paths.PROJECT_ROOT / 'launch.py'}") in (403, 404)

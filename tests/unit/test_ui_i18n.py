@@ -1,0 +1,60 @@
+"""The UI's string table: both languages for every key, a key for every Preset field."""
+
+import pytest
+
+from workbench.config import iter_fields
+from workbench.ui import i18n
+
+
+def test_every_key_has_english_and_chinese():
+    missing = [(key, lang) for key, langs in i18n.table().items() for lang in ("en", "zh")
+               if not str(langs.get(lang) or "").strip()]
+    assert missing == []
+
+
+def test_every_preset_field_has_a_label_and_help_key():
+    table = i18n.table()
+    for section, key, meta in iter_fields():
+        assert f"{section}.{key}" in table
+        assert f"{section}.{key}.help" in table
+        # the English is the config metadata, so page, YAML and CLI say the same thing
+        assert table[f"{section}.{key}"]["en"] == (meta["label"] or key)
+        assert table[f"{section}.{key}.help"]["en"] == meta["help"]
+
+
+def test_no_orphan_chinese_field_entries():
+    fields = {f"{s}.{k}" for s, k, _ in iter_fields()}
+    assert set(i18n.FIELDS_ZH) == fields
+
+
+def test_chinese_is_chinese():
+    # a cheap guard against pasting English into the zh column
+    han = [k for k, v in i18n.table().items()
+           if any("\u4e00" <= ch <= "\u9fff" for ch in v["zh"])]
+    assert len(han) > 0.8 * len(i18n.table())
+
+
+def test_unknown_keys_fail_loudly():
+    with pytest.raises(KeyError):
+        i18n.t("no.such.key")
+    with pytest.raises(KeyError):
+        i18n.m("no.such.key")
+
+
+def test_markers_render_in_either_language():
+    text = f"{i18n.m('train.step')} 3 / 10 · {i18n.m('state.running')}"
+    assert i18n.render(text, "en") == "Step 3 / 10 · running"
+    assert i18n.render(text, "zh") == "步 3 / 10 · 运行中"
+
+
+def test_tab_names_are_fixed_in_english():
+    names = [i18n.text(f"tab.{k}") for k in
+             ("dataset", "quantization", "lora", "training", "merge", "chat")]
+    assert names == ["Dataset", "Quantization", "LoRA", "Training", "Merge", "Chat"]
+
+
+def test_page_script_embeds_the_table_safely():
+    head = i18n.page_head()
+    assert head.startswith("<script>") and head.endswith("</script>")
+    assert head.count("</script>") == 1  # no "</" from the table can close the tag early
+    assert '"train.step"' in head and "运行中" in head

@@ -1,0 +1,327 @@
+"""Each tab's handlers called directly (no browser, no model): run folders are written by
+hand the way the training process writes them, and model-bound calls are faked."""
+
+import json
+import os
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import pytest
+
+from workbench import paths, presets, runs
+from workbench.config import Preset
+from workbench.errors import RunError
+from workbench.ui import app, widgets
+from workbench.ui.i18n import field_keys, render
+from workbench.ui.tabs import chat, dataset, lora, merge, quantization, training
+
+
+def make_run(name="demo-20250101-120000", state="completed", step=10, max_steps=10,
+             pid=None, metrics=None, adapter=True, log="step 10 done\n") -> Path:
+    """A run folder as the training process leaves it."""
+    run = paths.runs_dir() / name
+    run.mkdir(parents=True)
+    (run / "preset.yaml").write_text(presets.to_yaml(presets.load("cpu-demo")), "utf-8")
+    runs.write_status(run, state=state, step=step, max_steps=max_steps,
+                      pid=pid if pid is not None else os.getpid(),
+                      started_at="2025-01-01T12:00:00+00:00", phase="training")
+    for rec in metrics if metrics is not None else [
+            {"step": 5, "loss": 2.0, "learning_rate": 2e-4, "elapsed_s": 10, "eta_s": 10},
+            {"step": 10, "loss": 1.5, "eval_loss": 1.7, "learning_rate": 1e-4,
+             "elapsed_s": 20, "eta_s": 0}]:
+        runs.append_metrics(run, rec)
+    (run / "train.log").write_text(log, "utf-8")
+    if adapter:
+        (run / "adapter").mkdir()
+        (run / "adapter" / "adapter_model.safetensors").write_bytes(b"x")
+    return run
+
+
+def rendered(value) -> str:
+    return render(value if isinstance(value, str) else str(value))
+
+
+# -- Dataset --------------------------------------------------------------------------
+
+def test_dataset_inspect_shows_format_counts_and_preview():
+    summary, preview = dataset.inspect("data/identity.jsonl", "auto", "", "", 0, 42)
+    text = rendered(summary)
+    assert "alpaca" in text and "rows kept" in text and "0** dropped" in text
+    assert isinstance(preview, pd.DataFrame) and {"user", "assistant"} <= set(preview.columns)
+    assert preview["assistant"].str.contains("Nova").any()
+
+
+def test_dataset_errors_stay_in_the_tab_with_file_and_line(tmp_path):
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"instruction": "hi", "output": "yo"}\n{not json\n', "utf-8")
+    summary, preview = dataset.inspect(str(bad), "auto", "", "", 0, 42)
+    assert "broken.jsonl" in summary and "line 2" in summary
+    assert str(tmp_path) not in summary  # no server paths
+    assert preview.empty
+
+
+def test_dataset_bad_mapping_text_is_a_readable_error():
+    summary, _ = dataset.inspect("data/identity.jsonl", "auto", "[x", "", 0, 42)
+    assert "data.columns" in summary
+
+
+def test_upload_is_kept_in_workbench_home(tmp_path):
+    src = tmp_path / "mine.jsonl"
+    src.write_text('{"text": "hello"}\n', "utf-8")
+    update = dataset.on_upload(str(src))
+    kept = Path(update["value"])
+    assert kept.parent == paths.home() / "uploads" and kept.read_text() == src.read_text()
+    assert str(kept) in [v for _, v in update["choices"]]
+    src.write_text('{"text": "other"}\n', "utf-8")  # same name, new content: not overwritten
+    assert dataset.on_upload(str(src))["value"] != str(kept)
+
+
+# -- Quantization -----------------------------------------------------------------------
+
+def test_measure_reports_footprint_next_to_16_bit(monkeypatch):
+    from workbench import models
+    seen = {}
+
+    def fake_load(model_cfg, quant_cfg, quantize=True):
+        seen.update(mode=quant_cfg.mode, quantize=quantize, name=model_cfg.name_or_path)
+        return object()
+    monkeypatch.setattr(models, "load_model", fake_load)
+    monkeypatch.setattr(models, "footprint_bytes", lambda model: 100 * 2**20)
+    monkeypatch.setattr(lora, "model_info", lambda name, trust=False: {"total": 200 * 2**20})
+    text = rendered(quantization.measure("embedded:smollm2-135m-instruct", False, "nf4", True,
+                                         "bfloat16", 6.0))
+    assert seen == {"mode": "nf4", "quantize": True, "name": "embedded:smollm2-135m-instruct"}
+    assert "100.0 MB" in text and "400.0 MB" in text and "25%" in text
+
+
+def test_measure_refuses_while_training():
+    make_run(state="running", pid=os.getpid())
+    with pytest.raises(RunError, match="still running"):
+        quantization.measure("embedded:smollm2-135m-instruct", False, "nf4", True,
+                             "bfloat16", 6.0)
+
+
+# -- LoRA ---------------------------------------------------------------------------------
+
+def shape_info(shape):
+    linears = [(n, i, o, False) for n, i, o in shape.linears()] * shape.layers
+    return {"names": sorted({n for n, *_ in linears}), "linears": linears,
+            "total": shape.params, "bias_total": 0}
+
+
+def test_trainable_count_matches_the_memory_estimate():
+    from workbench import memory
+    shape = memory.NAMED["llama-7b"]
+    for targets in ("all-linear", ["q_proj", "v_proj"]):
+        trainable, total, missing = lora.trainable_params(shape_info(shape), 64, targets)
+        expected = memory.estimate(shape, "qlora", r=64, targets=targets).params["trainable"]
+        assert trainable == expected and total == shape.params + trainable and missing == []
+
+
+def test_dora_and_bias_add_parameters():
+    info = {"names": ["q_proj"], "linears": [("q_proj", 10, 20, True)], "total": 1000,
+            "bias_total": 50}
+    assert lora.trainable_params(info, 2, "all-linear")[0] == 2 * 30
+    assert lora.trainable_params(info, 2, "all-linear", use_dora=True)[0] == 2 * 30 + 20
+    assert lora.trainable_params(info, 2, "all-linear", bias="lora_only")[0] == 60 + 20
+    assert lora.trainable_params(info, 2, "all-linear", bias="all")[0] == 60 + 50
+
+
+def test_count_and_discover_offers_the_models_layers(monkeypatch):
+    info = {"names": ["down_proj", "q_proj"], "total": 1000, "bias_total": 0,
+            "linears": [("q_proj", 10, 10, False), ("down_proj", 20, 10, False)]}
+    monkeypatch.setattr(lora, "model_info", lambda name, trust=False: info)
+    text, update = lora.count_and_discover("m", False, 4, ["q_proj"], "none", False)
+    assert update["choices"] == ["all-linear", "down_proj", "q_proj"]
+    assert "80" in render(text) and "q_proj" in text
+    text, _ = lora.count_and_discover("m", False, 4, ["o_proj"], "none", False)
+    assert "o_proj" in text and "⚠" in text  # a layer this model does not have
+
+
+# -- Training -------------------------------------------------------------------------------
+
+def all_values(**changes):
+    values = dict(zip(field_keys(), widgets.from_preset(presets.load("cpu-demo"))))
+    values.update(changes)
+    return list(values.values())
+
+
+def test_start_builds_the_preset_from_every_tab(monkeypatch):
+    from workbench import jobs
+    started = {}
+
+    def fake_start(preset, name):
+        started.update(preset=preset, name=name)
+        return make_run(name=f"{name}-20250101-120000", state="running")
+    monkeypatch.setattr(jobs, "start", fake_start)
+    update, notice = training.start_run("my-run", *all_values(**{"train.max_steps": 3}))
+    assert started["name"] == "my-run" and started["preset"].train.max_steps == 3
+    assert update["value"] == "my-run-20250101-120000" and "my-run" in notice
+
+
+def test_second_start_is_refused_naming_the_running_run():
+    make_run(name="busy-20250101-120000", state="running", pid=os.getpid())
+    with pytest.raises(gr.Error, match="busy-20250101-120000"):
+        widgets.guard(training.start_run)("again", *all_values())
+
+
+def test_bad_run_name_is_refused():
+    with pytest.raises(gr.Error, match="name"):
+        widgets.guard(training.start_run)("../escape", *all_values())
+
+
+def test_view_shows_progress_plots_log_and_runs():
+    make_run(name="old-20240101-120000", state="failed", adapter=False,
+             metrics=[]).joinpath("status.json")
+    run = make_run(name="live-20250101-120000", state="running", step=5, max_steps=20,
+                   pid=os.getpid())
+    out = training.view(None, None)
+    progress, loss, lr, log, table, run_dd, start, stop, resume, shown = out
+    text = rendered(progress)
+    assert "live-20250101-120000" in text and "Step 5 / 20" in text and "running" in text
+    assert set(loss["series"]) == {"loss", "eval_loss"} and len(lr) == 2
+    assert "step 10 done" in log
+    assert "old-20240101-120000" in table and "failed" in rendered(table)
+    assert run_dd["value"] == run.name  # attaches to the running job
+    assert start["interactive"] is False and stop["interactive"] is True
+    # the next poll with nothing new skips the plots (no flicker)
+    again = training.view(run.name, shown)
+    assert isinstance(again[1], type(gr.skip())) and isinstance(again[3], type(gr.skip()))
+
+
+def test_view_without_runs_says_what_to_do():
+    progress, *_rest, shown = training.view(None, None)
+    assert "Start training" in rendered(progress)
+
+
+def test_dead_process_is_shown_as_failed_and_resumable():
+    make_run(name="dead-20250101-120000", state="running", pid=2**22 + 12345)
+    progress, *_, resume, _shown = training.view("dead-20250101-120000", None)
+    assert "failed" in rendered(progress) and resume["interactive"] is True
+
+
+def test_stop_asks_the_running_job_to_stop():
+    run = make_run(name="live-20250101-120000", state="running", pid=os.getpid())
+    notice = training.stop_run(None)
+    assert (run / runs.STOP_FILE).exists() and run.name in notice
+
+
+def test_resume_selects_the_resumed_run(monkeypatch):
+    from workbench import jobs
+    run = make_run(name="halt-20250101-120000", state="stopped")
+    monkeypatch.setattr(jobs, "resume", lambda r: Path(r))
+    update, notice = training.resume_run(run.name)
+    assert update["value"] == run.name and "halt" in notice
+
+
+def test_api_status_has_no_server_paths():
+    make_run(name="live-20250101-120000", state="completed")
+    st = training.api_status("")
+    assert st["run"] == "live-20250101-120000" and st["state"] == "completed"
+    assert st["loss"] == 1.5 and st["eval_loss"] == 1.7
+    assert str(paths.home()) not in json.dumps(st)
+
+
+# -- Merge ----------------------------------------------------------------------------------
+
+def test_merge_lists_completed_runs_and_shows_the_report(monkeypatch):
+    from workbench import merge as core_merge
+    make_run(name="a-20250101-120000", state="completed")
+    make_run(name="b-20250101-130000", state="failed", adapter=False)
+    run_update, text = merge.refresh(None)
+    assert run_update["choices"] == ["a-20250101-120000"]
+    report = {"ok": True, "max_abs_logit_diff": 1.2e-5, "tolerance": 0.01,
+              "path": str(paths.runs_dir() / "a-20250101-120000" / "merged")}
+    monkeypatch.setattr(core_merge, "merge", lambda run: report)
+    text = rendered(merge.merge_run("a-20250101-120000"))
+    assert "✓" in text and "1.20e-05" in text and "merged" in text
+
+
+def test_merge_refuses_during_training():
+    make_run(name="a-20250101-120000", state="completed")
+    make_run(name="live-20250101-130000", state="running", pid=os.getpid())
+    with pytest.raises(RunError, match="live-20250101-130000"):
+        merge.merge_run("a-20250101-120000")
+
+
+# -- Chat -------------------------------------------------------------------------------------
+
+class FakeComparer:
+    def __init__(self):
+        self.calls = []
+
+    def compare(self, prompt, history_base, history_tuned, gen):
+        self.calls.append((prompt, history_base, history_tuned, gen))
+        yield "I am", ""
+        yield "I am SmolLM.", ""
+        yield "I am SmolLM.", "I'm Nova"
+        yield "I am SmolLM.", "I'm Nova, made by Workbench Labs."
+
+
+def gen_values():
+    return widgets.from_preset(Preset(), chat.GEN_KEYS)
+
+
+def test_compare_streams_both_sides_over_several_turns(monkeypatch):
+    from workbench import chat as core_chat
+    fake = FakeComparer()
+    monkeypatch.setattr(core_chat, "get_comparer", lambda run: fake)
+    make_run(name="a-20250101-120000")
+    steps = list(chat.compare_stream("a-20250101-120000", "Who are you?", [], [],
+                                     *gen_values()))
+    base, tuned, prompt_box = steps[0]
+    assert prompt_box == "" and base[-1] == {"role": "user", "content": "Who are you?"}
+    base, tuned, _ = steps[-1]
+    assert base[-1]["content"] == "I am SmolLM." and "Nova" in tuned[-1]["content"]
+    # second turn: each side continues its own conversation
+    as_chatbot = [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}]}
+                  for m in tuned]
+    list(chat.compare_stream("a-20250101-120000", "And your maker?", base, as_chatbot,
+                             *gen_values()))
+    prompt, hist_base, hist_tuned, gen = fake.calls[-1]
+    assert hist_base == [("Who are you?", "I am SmolLM.")]
+    assert hist_tuned == [("Who are you?", "I'm Nova, made by Workbench Labs.")]
+    assert gen.max_new_tokens == Preset().generation.max_new_tokens
+
+
+def test_compare_needs_a_prompt_and_refuses_during_training(monkeypatch):
+    with pytest.raises(Exception, match="type a message"):
+        list(chat.compare_stream("x", "  ", [], [], *gen_values()))
+    make_run(name="live-20250101-130000", state="running", pid=os.getpid())
+    with pytest.raises(RunError, match="still running"):
+        list(chat.compare_stream("live-20250101-130000", "hi", [], [], *gen_values()))
+
+
+def test_chat_lists_runs_with_an_adapter():
+    make_run(name="a-20250101-120000")
+    make_run(name="b-20250101-130000", state="failed", adapter=False)
+    assert chat.refresh(None)["choices"] == ["a-20250101-120000"]
+
+
+# -- preset bar -----------------------------------------------------------------------------
+
+def test_load_fills_every_field_and_the_run_name():
+    out = app.load_preset("lora-bf16")
+    assert len(out) == len(field_keys()) + 2
+    assert widgets.to_preset(out[:-2]) == presets.load("lora-bf16") and out[-2] == "lora-bf16"
+
+
+def test_save_captures_every_tab_and_refuses_builtin_names():
+    update, notice = app.save_preset("mine", "cpu-demo", *all_values(**{"lora.r": 32}))
+    assert presets.load("mine").lora.r == 32 and update["value"] == "mine"
+    assert ("mine", "mine") in [(v, v) for _, v in update["choices"]]
+    with pytest.raises(gr.Error, match="read-only"):
+        widgets.guard(app.save_preset)("cpu-demo", "cpu-demo", *all_values())
+    with pytest.raises(gr.Error, match="already exists"):
+        widgets.guard(app.save_preset)("mine", "cpu-demo", *all_values())
+    app.save_preset("mine", "mine", *all_values(**{"lora.r": 4}))  # re-save the selected one
+    assert presets.load("mine").lora.r == 4
+
+
+def test_delete_only_user_presets():
+    app.api_save_preset("gone", "cpu-demo", ["train.max_steps=5"])
+    update, _ = app.delete_preset("gone")
+    assert "gone" not in presets.user_names() and update["value"] == "cpu-demo"
+    with pytest.raises(gr.Error, match="built in"):
+        widgets.guard(app.delete_preset)("cpu-demo")

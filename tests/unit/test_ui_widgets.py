@@ -1,0 +1,115 @@
+"""Widgets from the Preset metadata, widget values <-> Preset, and readable errors."""
+
+import gradio as gr
+import pytest
+
+from workbench import paths, presets
+from workbench.config import Preset, field_path_meta, iter_fields
+from workbench.errors import DataError, PresetError
+from workbench.ui import widgets
+from workbench.ui.i18n import field_keys
+
+
+@pytest.mark.parametrize("section,key", [(s, k) for s, k, _ in iter_fields()])
+def test_widget_rule(section, key):
+    meta = field_path_meta(section, key)
+    kind, kwargs = widgets.widget_spec(f"{section}.{key}", meta)
+    if meta["type"] in ("int", "float"):
+        assert kind in ("Slider", "Number")  # never a textbox for a number
+        if kind == "Slider":
+            assert (kwargs["minimum"], kwargs["maximum"]) == (meta["min"], meta["max"])
+    elif meta["type"] == "bool":
+        assert kind == "Checkbox"
+    elif meta.get("choices"):
+        assert kind == "Dropdown" and kwargs["choices"] == meta["choices"]
+    if f"{section}.{key}" == "lora.target_modules":
+        assert kind == "Dropdown" and kwargs["multiselect"]
+        assert "all-linear" in kwargs["choices"]
+
+
+def test_every_widget_builds_with_label_and_help():
+    with gr.Blocks():
+        for dotted in field_keys():
+            comp = widgets.field(dotted)
+            assert comp.label is not None and comp.info is not None
+
+
+@pytest.mark.parametrize("name", presets.builtin_names())
+def test_builtin_presets_round_trip_through_the_widgets(name):
+    preset = presets.load(name)
+    assert widgets.to_preset(widgets.from_preset(preset)) == preset
+
+
+def test_to_preset_converts_widget_values():
+    values = dict(zip(field_keys(), widgets.from_preset(Preset())))
+    values.update({"lora.target_modules": ["q_proj", "v_proj"], "data.columns": "{output: answer}",
+                   "data.max_samples": 0, "train.max_steps": 12.0, "lora.r": 16.0})
+    p = widgets.to_preset(list(values.values()))
+    assert p.lora.target_modules == ["q_proj", "v_proj"]
+    assert p.data.columns == {"output": "answer"}
+    assert p.data.max_samples is None  # an emptied number box arrives as 0
+    assert p.train.max_steps == 12 and isinstance(p.train.max_steps, int)
+    assert p.lora.r == 16
+
+
+def test_all_linear_wins_over_named_layers():
+    assert widgets.from_target_list(["q_proj", "all-linear"]) == "all-linear"
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    ("lora.target_modules", [], "lora.target_modules"),
+    ("data.columns", "[not, a, mapping]", "data.columns"),
+    ("train.learning_rate", 5.0, "train.learning_rate"),
+    ("train.max_steps", 0, "train.max_steps"),
+])
+def test_bad_values_name_the_field(key, value, needle):
+    values = dict(zip(field_keys(), widgets.from_preset(Preset())))
+    values[key] = value
+    with pytest.raises(PresetError, match=needle.replace(".", r"\.")):
+        widgets.to_preset(list(values.values()))
+
+
+def test_clean_message_hides_server_paths():
+    home = paths.home()
+    msg = (f"{home}/runs/x/preset.yaml: bad; also /srv/secret/data/file.jsonl line 3 "
+           f"and {paths.PROJECT_ROOT}/data/identity.jsonl")
+    out = widgets.clean_message(msg)
+    assert str(home) not in out and "/srv" not in out and str(paths.PROJECT_ROOT) not in out
+    assert "WORKBENCH_HOME/runs/x/preset.yaml" in out
+    assert "file.jsonl line 3" in out and "data/identity.jsonl" in out
+
+
+def test_guard_turns_user_errors_into_escaped_messages():
+    @widgets.guard
+    def handler():
+        raise DataError(f"{paths.home()}/uploads/<b>x</b>.jsonl: line 2: bad JSON")
+
+    with pytest.raises(gr.Error) as info:
+        handler()
+    message = info.value.message
+    assert "<b>" not in message and "&lt;b&gt;" in message
+    assert str(paths.home()) not in message and "line 2" in message
+
+
+def test_guard_hides_tracebacks_of_bugs(caplog):
+    @widgets.guard
+    def handler():
+        raise KeyError("/opt/app/secret.py")
+
+    with pytest.raises(gr.Error) as info:
+        handler()
+    assert "Traceback" not in info.value.message
+    assert "/opt/app" not in info.value.message and "KeyError" in info.value.message
+    assert "Traceback" in caplog.text  # the server log keeps the full story
+
+
+def test_guard_wraps_generators():
+    @widgets.guard
+    def stream():
+        yield 1
+        raise PresetError("generation.top_p: 5 is out of range")
+
+    gen = stream()
+    assert next(gen) == 1
+    with pytest.raises(gr.Error, match="top_p"):
+        next(gen)

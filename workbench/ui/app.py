@@ -1,0 +1,219 @@
+"""build_app(): the Workbench page. A preset bar above six tabs (Dataset, Quantization,
+LoRA, Training, Merge, Chat); each tab module builds its own widgets and returns a small
+dataclass of handles, and the cross-tab events are wired here once every tab exists.
+
+Every Preset field has exactly one widget (checked at build time), so "Save preset" and
+"Start training" capture every tab, and loading a preset fills every tab.
+
+The script API (gradio_client) is a small set of named endpoints with plain arguments:
+/start, /stop, /status, /runs, /merge, /compare, /save_preset, /presets. The page's own
+events are private. Run it: `python launch.py` (see workbench/ui/server.py).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from workbench import presets
+from workbench.config import Preset
+from workbench.ui import widgets
+from workbench.ui.i18n import field_keys, m, t
+from workbench.ui.tabs import chat, dataset, lora, merge, quantization, training
+
+DEFAULT_PRESET = "cpu-demo"
+CSS = """
+.wb-header h1 {margin-bottom: 0}
+.wb-header p {margin-top: 2px; color: var(--body-text-color-subdued)}
+.wb-hint {text-align: right; color: var(--body-text-color-subdued); font-size: 0.85em}
+.wb-progress {padding: 10px 12px; border: 1px solid var(--border-color-primary);
+  border-radius: var(--radius-lg); background: var(--block-background-fill)}
+.wb-progress-head {margin-bottom: 8px}
+.wb-bar {height: 10px; border-radius: 5px; background: var(--neutral-200); overflow: hidden}
+.wb-bar-fill {height: 100%; background: var(--color-accent); transition: width .5s}
+.wb-bar-fill.wb-ok {background: #16a34a} .wb-bar-fill.wb-bad {background: #dc2626}
+.wb-bar-fill.wb-stop {background: #d97706}
+.wb-state {padding: 1px 8px; border-radius: 10px; font-size: .85em; color: white}
+.wb-state.wb-run {background: var(--color-accent)} .wb-state.wb-ok {background: #16a34a}
+.wb-state.wb-bad {background: #dc2626} .wb-state.wb-stop {background: #d97706}
+.wb-error {color: #b91c1c; margin-top: 6px; white-space: pre-wrap}
+.wb-log textarea {font-family: var(--font-mono); font-size: 12px}
+#preset-bar, .wb-actions {align-items: flex-end}
+.wb-actions > button, #preset-bar > button {margin-bottom: 4px}
+.wb-inline {width: fit-content; min-width: 200px}
+"""
+
+
+@dataclass
+class Ctx:
+    """What the tabs share while the page is built: the preset shown first and the one
+    widget of every Preset field."""
+    initial: Preset
+    initial_name: str = ""
+    fields: dict = field(default_factory=dict)
+
+    def field(self, dotted: str, **overrides):
+        """Build the widget of a Preset field, showing the initial preset's value."""
+        if dotted in self.fields:
+            raise ValueError(f"two widgets for {dotted}")
+        value = widgets.from_preset(self.initial, [dotted])[0]
+        comp = widgets.field(dotted, **{"value": value, **overrides})
+        self.fields[dotted] = comp
+        return comp
+
+    def field_list(self) -> list:
+        return [self.fields[k] for k in field_keys()]
+
+
+@dataclass
+class PresetBar:
+    choose: gr.Dropdown
+    save_name: gr.Textbox
+    save: gr.Button
+    delete: gr.Button
+    reset: gr.Button
+    notice: gr.Markdown
+
+
+def preset_choices() -> list[tuple[str, str]]:
+    # a choice label may hold one t() key (Gradio translates one per string)
+    return [(f"{p['name']} · {t('preset.' + p['kind'])}", p["name"])
+            for p in presets.list_presets()]
+
+
+def _initial_preset() -> tuple[str, Preset]:
+    names = presets.builtin_names()
+    name = DEFAULT_PRESET if DEFAULT_PRESET in names else (names[0] if names else None)
+    return (name, presets.load(name)) if name else ("", Preset())
+
+
+def build_app() -> gr.Blocks:
+    initial_name, initial = _initial_preset()
+    ctx = Ctx(initial, initial_name)
+    with gr.Blocks(title="Workbench", analytics_enabled=False) as demo:
+        # the script API first, so its names win: plain arguments, JSON results, no
+        # server paths
+        guard = widgets.guard
+        gr.api(guard(training.api_start), api_name="start")
+        gr.api(guard(training.api_stop), api_name="stop")
+        gr.api(guard(training.api_status), api_name="status", concurrency_limit=None)
+        gr.api(guard(api_runs), api_name="runs", concurrency_limit=None)
+        gr.api(guard(merge.api_merge), api_name="merge", concurrency_id="model",
+               concurrency_limit=1)
+        gr.api(guard(chat.api_compare), api_name="compare", concurrency_id="model",
+               concurrency_limit=1)
+        gr.api(guard(api_save_preset), api_name="save_preset")
+        gr.api(guard(api_presets), api_name="presets", concurrency_limit=None)
+        with gr.Row(elem_classes=["wb-header"]):
+            gr.Markdown(f"# {m('app.title')}\n{m('app.tagline')}", scale=4)
+            gr.Markdown(m("app.language_hint"), elem_classes=["wb-hint"], scale=1)
+        bar = _build_preset_bar(initial_name)
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab(t("tab.dataset"), id="dataset", elem_id="tab-dataset") as tab_data:
+                data_tab = dataset.build(ctx)
+            with gr.Tab(t("tab.quantization"), id="quantization", elem_id="tab-quantization"):
+                quantization.build(ctx)
+            with gr.Tab(t("tab.lora"), id="lora", elem_id="tab-lora") as tab_lora:
+                lora_tab = lora.build(ctx)
+            with gr.Tab(t("tab.training"), id="training", elem_id="tab-training"):
+                train_tab = training.build(ctx)
+            with gr.Tab(t("tab.merge"), id="merge", elem_id="tab-merge") as tab_merge:
+                merge_tab = merge.build(ctx)
+            with gr.Tab(t("tab.chat"), id="chat", elem_id="tab-chat") as tab_chat:
+                chat_tab = chat.build(ctx)
+        missing = set(field_keys()) - set(ctx.fields)
+        if missing:
+            raise RuntimeError(f"no widget for Preset fields: {sorted(missing)}")
+
+        # cross-tab wiring, now that every widget exists
+        lora.wire(ctx, lora_tab, tab_lora)
+        training.wire(ctx, train_tab, demo)
+        merge.wire(ctx, merge_tab, tab_merge)
+        chat.wire(ctx, chat_tab, tab_chat)
+        _wire_preset_bar(ctx, bar, train_tab)
+        demo.load(dataset.inspect, data_tab.inputs, [data_tab.summary, data_tab.preview],
+                  api_visibility="private", concurrency_limit=4)
+        del tab_data  # the Dataset tab needs no select event: it is the first one
+
+    return demo
+
+
+def _build_preset_bar(initial_name: str) -> PresetBar:
+    with gr.Row(elem_id="preset-bar"):
+        choose = gr.Dropdown(label=t("preset.choose"), info=t("preset.choose.help"),
+                             choices=preset_choices(), value=initial_name or None, scale=3,
+                             elem_id="preset-choose")
+        save_name = gr.Textbox(label=t("preset.save_name"),
+                               placeholder=t("preset.save_name.placeholder"), max_length=64,
+                               scale=2, elem_id="preset-save-name")
+        save = gr.Button(t("preset.save"), scale=1, elem_id="preset-save")
+        reset = gr.Button(t("preset.reset"), scale=0, min_width=90, elem_id="preset-reset")
+        delete = gr.Button(t("preset.delete"), scale=0, min_width=90, variant="stop",
+                           elem_id="preset-delete")
+    notice = gr.Markdown(elem_id="preset-notice")
+    return PresetBar(choose, save_name, save, delete, reset, notice)
+
+
+def _wire_preset_bar(ctx: Ctx, bar: PresetBar, train_tab) -> None:
+    fields = ctx.field_list()
+    load_outputs = [*fields, train_tab.run_name, bar.notice]
+    for trigger in (bar.choose.input, bar.reset.click):
+        trigger(widgets.guard(load_preset), [bar.choose], load_outputs,
+                api_visibility="private")
+    bar.save.click(widgets.guard(save_preset), [bar.save_name, bar.choose, *fields],
+                   [bar.choose, bar.notice], api_visibility="private")
+    bar.delete.click(widgets.guard(delete_preset), [bar.choose], [bar.choose, bar.notice],
+                     api_visibility="private")
+
+
+# -- preset bar handlers ------------------------------------------------------------------
+
+def load_preset(name):
+    """Every field's value from the preset, the run name, and a notice."""
+    if not name:
+        raise presets.PresetError("choose a preset first")
+    preset = presets.load(name)
+    return [*widgets.from_preset(preset), name,
+            f"{m('preset.loaded')}: **{html.escape(name)}**"]
+
+
+def save_preset(new_name, selected, *values):
+    """Save every tab's values as a user preset (overwrites only the user preset that is
+    selected now, never a built-in)."""
+    name = presets.check_name((new_name or "").strip() or (selected or ""))
+    preset = widgets.to_preset(values)
+    presets.save(name, preset, overwrite=name == selected and name in presets.user_names())
+    return (gr.update(choices=preset_choices(), value=name),
+            f"✓ {m('preset.saved')}: **{html.escape(name)}**")
+
+
+def delete_preset(selected):
+    presets.delete(presets.check_name(selected or ""))
+    fallback, _ = _initial_preset()
+    return (gr.update(choices=preset_choices(), value=fallback or None),
+            f"{m('preset.deleted')}: **{html.escape(selected)}**")
+
+
+# -- script API ---------------------------------------------------------------------------
+
+def api_runs() -> list[dict]:
+    """Every run, newest first: name, state, step, max_steps, started_at, merged."""
+    from workbench import runs
+    keep = ("name", "state", "step", "max_steps", "started_at", "merged", "has_adapter")
+    return [{k: r.get(k) for k in keep} for r in runs.list_runs()]
+
+
+def api_save_preset(name: str, base: str = DEFAULT_PRESET,
+                    overrides: list[str] | None = None, overwrite: bool = False) -> dict:
+    """Save a user preset: `base` (a preset name) with `section.key=value` overrides."""
+    preset = presets.load(base, list(overrides or []))
+    path = presets.save(name, preset, overwrite=overwrite)
+    return {"name": path.stem, "kind": "user"}
+
+
+def api_presets() -> list[dict]:
+    return [{k: p[k] for k in ("name", "kind", "description")}
+            for p in presets.list_presets()]
+

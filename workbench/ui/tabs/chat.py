@@ -1,0 +1,137 @@
+"""Chat tab: pick a run; one prompt box; "Compare" streams the base model's answer and the
+fine-tuned answer side by side, and the conversation continues over several turns on
+both sides. One base model is in memory with the run's adapter switched off and on
+(`workbench.chat.get_comparer`). Widgets: every `generation.*` Preset field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import gradio as gr
+
+from workbench.errors import WorkbenchError
+from workbench.ui import shared, widgets
+from workbench.ui.i18n import t
+
+GEN_KEYS = widgets.section_keys("generation")
+
+
+@dataclass
+class ChatTab:
+    run: gr.Dropdown
+    base: gr.Chatbot
+    tuned: gr.Chatbot
+    prompt: gr.Textbox
+    compare: gr.Button
+    clear: gr.Button
+
+
+def build(ctx) -> ChatTab:
+    run = gr.Dropdown(label=t("chat.run"), choices=[], elem_id="chat-run")
+    with gr.Row(equal_height=True):
+        base = gr.Chatbot(label=t("chat.base"), height=380, elem_id="chat-base",
+                          buttons=["copy"], feedback_options=None)
+        tuned = gr.Chatbot(label=t("chat.tuned"), height=380, elem_id="chat-tuned",
+                           buttons=["copy"], feedback_options=None)
+    with gr.Row(elem_classes=["wb-actions"]):
+        prompt = gr.Textbox(label=t("chat.prompt"), placeholder=t("chat.prompt.placeholder"),
+                            lines=1, scale=4, elem_id="chat-prompt", submit_btn=False)
+        compare = gr.Button(t("chat.compare"), variant="primary", scale=1,
+                            elem_id="chat-compare")
+        clear = gr.Button(t("chat.clear"), scale=1, elem_id="chat-clear")
+    with gr.Accordion(t("chat.settings"), open=False):
+        fields = {}
+        with gr.Row():
+            for dotted in GEN_KEYS[:4]:
+                fields[dotted] = ctx.field(dotted)
+        for dotted in GEN_KEYS[4:]:
+            fields[dotted] = ctx.field(dotted, lines=2)
+    gen_inputs = [fields[k] for k in GEN_KEYS]
+    gr.on([compare.click, prompt.submit], widgets.guard(compare_stream),
+          [run, prompt, base, tuned, *gen_inputs], [base, tuned, prompt],
+          concurrency_id="model", concurrency_limit=1, api_visibility="private")
+    clear.click(new_conversation, None, [base, tuned, prompt], api_visibility="private")
+    run.input(new_conversation, None, [base, tuned, prompt], api_visibility="private")
+    return ChatTab(run, base, tuned, prompt, compare, clear)
+
+
+def wire(ctx, tab: ChatTab, tab_item: gr.Tab) -> None:
+    tab_item.select(widgets.guard(refresh), [tab.run], [tab.run], api_visibility="private",
+                    concurrency_limit=None)
+
+
+def refresh(selected):
+    names = shared.run_names(shared.with_adapter)
+    value = selected if selected in names else (names[0] if names else None)
+    return gr.update(choices=names, value=value)
+
+
+def new_conversation():
+    return [], [], ""
+
+
+def message_text(msg: dict) -> str:
+    """A Chatbot message's text: content is a string or a list of text parts."""
+    content = msg.get("content", "")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        content = [content]
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def to_pairs(history: list[dict] | None) -> list[tuple[str, str]]:
+    """Chatbot messages -> [(user, assistant), ...] as workbench.chat takes them."""
+    pairs, user = [], None
+    for msg in history or []:
+        if msg.get("role") == "user":
+            user = message_text(msg)
+        elif msg.get("role") == "assistant" and user is not None:
+            pairs.append((user, message_text(msg)))
+            user = None
+    return pairs
+
+
+def _as_messages(pairs: list[tuple[str, str]]) -> list[dict]:
+    out = []
+    for user, assistant in pairs:
+        out += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    return out
+
+
+def compare_stream(run, prompt, history_base, history_tuned, *gen_values):
+    """Yield (base chat, tuned chat, prompt box) while both answers stream in."""
+    from workbench import chat
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise WorkbenchError("type a message first")
+    gen = widgets.to_section("generation", dict(
+        (k.split(".", 1)[1], v) for k, v in zip(GEN_KEYS, gen_values)))
+    shared.refuse_if_busy("chatting")
+    comparer = chat.get_comparer(shared.find_run(run))
+    pairs_base, pairs_tuned = to_pairs(history_base), to_pairs(history_tuned)
+    shown_base = _as_messages(pairs_base) + [{"role": "user", "content": prompt}]
+    shown_tuned = _as_messages(pairs_tuned) + [{"role": "user", "content": prompt}]
+    yield shown_base, shown_tuned, ""
+    for base_text, tuned_text in comparer.compare(prompt, pairs_base, pairs_tuned, gen):
+        yield (shown_base + [{"role": "assistant", "content": base_text}],
+               shown_tuned + ([{"role": "assistant", "content": tuned_text}] if tuned_text
+                              else []),
+               gr.skip())
+
+
+def api_compare(run: str, prompt: str, history_base: list[list[str]] | None = None,
+                history_tuned: list[list[str]] | None = None,
+                max_new_tokens: int = 0) -> Iterator[tuple[str, str]]:
+    """Stream (base answer, tuned answer) for `prompt`; histories are [[user, answer], ...]
+    turns. The run's own generation settings are used, max_new_tokens > 0 overrides."""
+    from workbench import chat, runs
+    shared.refuse_if_busy("chatting")
+    folder = shared.find_run(run)
+    gen = runs.load_preset(folder).generation
+    if max_new_tokens and max_new_tokens > 0:
+        gen.max_new_tokens = int(max_new_tokens)
+    comparer = chat.get_comparer(folder)
+    yield from comparer.compare(prompt, [tuple(p) for p in history_base or []],
+                                [tuple(p) for p in history_tuned or []], gen)

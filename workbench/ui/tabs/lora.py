@@ -1,0 +1,112 @@
+"""LoRA tab: rank, alpha, dropout, target modules (discovered from the model's linear
+layers, plus all-linear), bias, rsLoRA, DoRA; the number and share of trainable parameters,
+recounted whenever a setting that changes it changes.
+
+The model is read on the `meta` device (shapes only, no weights, no memory), so counting
+is instant once transformers is imported; the count is the exact one PEFT reports for
+LoRA (r x (in + out) per adapted layer), plus DoRA's magnitude vector and trained biases.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import gradio as gr
+
+from workbench.errors import PresetError
+from workbench.ui import widgets
+from workbench.ui.i18n import m, t
+
+
+@dataclass
+class LoraTab:
+    targets: gr.Dropdown
+    count: gr.Markdown
+    count_inputs: list  # r, targets, bias, dora
+
+
+def build(ctx) -> LoraTab:
+    with gr.Row():
+        r = ctx.field("lora.r")
+        alpha = ctx.field("lora.alpha")
+        dropout = ctx.field("lora.dropout")
+    targets = ctx.field("lora.target_modules")
+    with gr.Row():
+        bias = ctx.field("lora.bias")
+        rslora = ctx.field("lora.use_rslora")
+        dora = ctx.field("lora.use_dora")
+    count = gr.Markdown(m("lora.pending"), elem_id="lora-count")
+    return LoraTab(targets, count, [r, targets, bias, dora])
+
+
+def wire(ctx, tab: LoraTab, lora_tab_item: gr.Tab) -> None:
+    """Cross-tab: the model widgets live in the Quantization tab."""
+    name = ctx.fields["model.name_or_path"]
+    trust = ctx.fields["model.trust_remote_code"]
+    r, targets, bias, dora = tab.count_inputs
+    gr.on([lora_tab_item.select, name.change, trust.change, r.change, targets.input,
+           bias.change, dora.change],
+          widgets.guard(count_and_discover), [name, trust, r, targets, bias, dora],
+          [tab.count, tab.targets], api_visibility="private", concurrency_id="model-info",
+          concurrency_limit=1, show_progress="minimal", trigger_mode="always_last")
+
+
+@functools.lru_cache(maxsize=4)
+def model_info(name_or_path: str, trust_remote_code: bool = False) -> dict:
+    """Linear layers (leaf name, in, out, has bias) and parameter counts of a model,
+    read from its config on the meta device."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from workbench import models
+    path = models.resolve(name_or_path)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    output = model.get_output_embeddings()
+    linears = [(q.rsplit(".", 1)[-1], mod.in_features, mod.out_features, mod.bias is not None)
+               for q, mod in model.named_modules()
+               if isinstance(mod, torch.nn.Linear) and mod is not output]
+    return {"names": models.linear_module_names(model),
+            "linears": [lin for lin in linears if lin[0] != "lm_head"],
+            "total": sum(p.numel() for p in model.parameters()),
+            "bias_total": sum(p.numel() for n, p in model.named_parameters()
+                              if n.endswith(".bias"))}
+
+
+def trainable_params(info: dict, r: int, targets, bias: str = "none",
+                     use_dora: bool = False) -> tuple[int, int, list[str]]:
+    """(trainable, total with the adapters, target names not in this model)."""
+    chosen = widgets.from_target_list(targets)
+    names = set(info["names"]) if chosen == widgets.ALL_LINEAR else set(chosen)
+    lora = bias_n = 0
+    for leaf, fan_in, fan_out, has_bias in info["linears"]:
+        if leaf in names:
+            lora += int(r) * (fan_in + fan_out) + (fan_out if use_dora else 0)
+            bias_n += fan_out if (has_bias and bias == "lora_only") else 0
+    if bias == "all":
+        bias_n = info["bias_total"]
+    missing = sorted(names - set(info["names"]))
+    return lora + bias_n, info["total"] + lora, missing
+
+
+def count_and_discover(name, trust, r, targets, bias, use_dora):
+    """(count Markdown, target dropdown update with the model's layer names)."""
+    if not name:
+        raise PresetError("model.name_or_path: choose a base model first")
+    info = model_info(str(name), bool(trust))
+    choices = [widgets.ALL_LINEAR, *info["names"]]
+    chosen = widgets.to_target_list(targets)
+    choices += [c for c in chosen if c not in choices]
+    targets_update = gr.update(choices=choices)
+    if not chosen:
+        return f"⚠ {m('lora.target_modules.help')}", targets_update
+    trainable, total, missing = trainable_params(info, int(r or 1), chosen, bias, use_dora)
+    share = 100 * trainable / total if total else 0.0
+    text = (f"**{m('lora.trainable')}: {trainable:,}** {m('lora.params')} "
+            f"({share:.3f}% {m('lora.of_total')} {total:,})\n\n"
+            f"{m('lora.targets_found')}: " + ", ".join(f"`{n}`" for n in info["names"]))
+    if missing:
+        text += "\n\n⚠ " + ", ".join(f"`{n}`" for n in missing) + " ?"
+    return text, targets_update

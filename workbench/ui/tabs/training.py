@@ -1,0 +1,305 @@
+"""Training tab: the train settings, Start and Stop, and a live view of a run (progress
+with step/total, elapsed and ETA; loss and learning-rate plots; the tail of the log), the
+list of runs with their state, and Resume for a stopped or failed run.
+
+Training runs in its own process (`workbench.jobs`); this tab only starts it and reads its
+run folder. A `gr.Timer` polls the folder, and on page load the view attaches to the
+running job (or the newest run), so a reload or a second browser tab sees the same run.
+Widgets: every `train.*` Preset field.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from workbench.presets import check_name
+from workbench.ui import shared, widgets
+from workbench.ui.i18n import m, t
+
+POLL_SECONDS = 2.0
+RUNS_SHOWN = 12
+LOG_LINES = 30
+STATE_CLASS = {"running": "run", "completed": "ok", "failed": "bad", "stopped": "stop"}
+
+# the train.* fields in rows of four, most used first
+LAYOUT = [["train.epochs", "train.max_steps", "train.learning_rate", "train.lr_scheduler"],
+          ["train.batch_size", "train.grad_accum", "train.max_length", "train.warmup_ratio"],
+          ["train.optimizer", "train.max_grad_norm", "train.seed", "train.logging_steps"],
+          ["train.eval_steps", "train.save_steps"],
+          ["train.completion_only_loss", "train.gradient_checkpointing", "train.packing"]]
+
+
+@dataclass
+class TrainingTab:
+    run_name: gr.Textbox
+    start: gr.Button
+    stop: gr.Button
+    resume: gr.Button
+    run: gr.Dropdown
+    notice: gr.Markdown
+    progress: gr.HTML
+    loss_plot: gr.LinePlot
+    lr_plot: gr.LinePlot
+    log: gr.Textbox
+    runs_table: gr.Markdown
+    timer: gr.Timer
+    shown: gr.State
+
+    @property
+    def view_outputs(self) -> list:
+        return [self.progress, self.loss_plot, self.lr_plot, self.log, self.runs_table,
+                self.run, self.start, self.stop, self.resume, self.shown]
+
+
+def build(ctx) -> TrainingTab:
+    with gr.Accordion(t("train.settings"), open=True):
+        fields = {}
+        for row in LAYOUT:
+            with gr.Row():
+                for dotted in row:
+                    fields[dotted] = ctx.field(dotted)
+    with gr.Row(elem_classes=["wb-actions"]):
+        run_name = gr.Textbox(label=t("train.run_name"), info=t("train.run_name.help"),
+                              value=ctx.initial_name or "run", max_length=64, scale=3,
+                              elem_id="train-run-name")
+        start = gr.Button(t("train.start"), variant="primary", scale=1, elem_id="train-start")
+        stop = gr.Button(t("train.stop"), variant="stop", scale=1, interactive=False,
+                         elem_id="train-stop")
+    notice = gr.Markdown(elem_id="train-notice")
+    progress = gr.HTML(elem_id="train-progress")
+    with gr.Row(equal_height=True):
+        loss_plot = gr.LinePlot(empty_loss(), x="step", y="value", color="series",
+                                label=t("train.loss_plot"), x_title="step", y_title="loss",
+                                height=260, elem_id="train-loss-plot")
+        lr_plot = gr.LinePlot(empty_lr(), x="step", y="learning_rate",
+                              label=t("train.lr_plot"), x_title="step", y_title="lr",
+                              y_axis_format=".1e", height=260, elem_id="train-lr-plot")
+    log = gr.Textbox(label=t("train.log"), lines=8, max_lines=8, interactive=False,
+                     autoscroll=True, elem_id="train-log", elem_classes=["wb-log"])
+    with gr.Row(elem_classes=["wb-actions"]):
+        run = gr.Dropdown(label=t("train.run"), choices=[], scale=3, elem_id="train-run")
+        resume = gr.Button(t("train.resume"), scale=1, interactive=False,
+                           elem_id="train-resume")
+    runs_table = gr.Markdown(elem_id="train-runs")
+    timer = gr.Timer(POLL_SECONDS)
+    shown = gr.State(None)
+    tab = TrainingTab(run_name, start, stop, resume, run, notice, progress, loss_plot,
+                      lr_plot, log, runs_table, timer, shown)
+
+    # polling and picking a run only read the run folders: cheap, no queue limit
+    read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
+    timer.tick(view, [run, shown], tab.view_outputs, **read_kw)
+    run.input(view, [run, gr.State(None)], tab.view_outputs, **read_kw)
+    stop.click(widgets.guard(stop_run), [run], [notice], api_visibility="private")
+    resume.click(widgets.guard(resume_run), [run], [run, notice], api_visibility="private")
+    return tab
+
+
+def wire(ctx, tab: TrainingTab, demo: gr.Blocks) -> None:
+    """Start needs every tab's widgets; page load attaches to the running job."""
+    tab.start.click(widgets.guard(start_run), [tab.run_name, *ctx.field_list()],
+                    [tab.run, tab.notice], api_visibility="private")
+    demo.load(view, [gr.State(None), gr.State(None)], tab.view_outputs,
+              api_visibility="private", concurrency_limit=None, show_progress="hidden")
+
+
+# -- actions ----------------------------------------------------------------------------
+
+def start_run(run_name, *values):
+    """Validate every tab into a Preset and start training it in its own process."""
+    from workbench import chat, jobs
+    preset = widgets.to_preset(values)
+    name = check_name((run_name or "").strip() or "run")
+    chat.release()  # the chat model would compete with training for memory
+    run = jobs.start(preset, name)
+    return (gr.update(choices=shared.run_names(), value=run.name),
+            f"✓ {m('train.started')}: **{html.escape(run.name)}**")
+
+
+def stop_run(selected):
+    from workbench import jobs
+    target = shared.active_run_name() or selected
+    run = jobs.stop(shared.find_run(target))
+    return f"■ {m('train.stop_requested')} (**{html.escape(Path(run).name)}**)"
+
+
+def resume_run(selected):
+    from workbench import jobs
+    run = jobs.resume(shared.find_run(selected))
+    return (gr.update(choices=shared.run_names(), value=Path(run).name),
+            f"✓ {m('train.resumed')}: **{html.escape(Path(run).name)}**")
+
+
+# -- the live view ----------------------------------------------------------------------
+
+def view(selected, shown):
+    """Everything the tab shows about a run, read from its folder. Parts whose inputs have
+    not changed since the last poll (`shown`) are skipped, so plots do not flicker."""
+    from workbench import runs
+    all_runs = runs.list_runs()
+    names = [r["name"] for r in all_runs]
+    active = next((r["name"] for r in all_runs if r["state"] == "running"), None)
+    if selected not in names:
+        selected = active or (names[0] if names else None)
+    info = next((r for r in all_runs if r["name"] == selected), None)
+    shown = dict(shown or {})
+    if info is None:
+        st, records, log_text = {}, [], ""
+        progress = f"<div class='wb-progress'>{m('train.no_run')}</div>"
+    else:
+        run = Path(info["path"])
+        st = runs.status(run)
+        records = runs.metrics(run)
+        log_text = widgets.clean_message(runs.log_tail(run, LOG_LINES))
+        progress = progress_html(selected, st, records)
+    state = st.get("state")
+    keys = {"progress": progress,
+            "plots": (selected, len(records), records[-1] if records else None),
+            "log": (selected, log_text),
+            "list": tuple((r["name"], r["state"], r.get("step"), r.get("merged"))
+                          for r in all_runs),
+            "run": (selected, tuple(names)),
+            "buttons": (active, selected, state)}
+
+    def changed(part):
+        return shown.get(part) != keys[part]
+    out = [progress if changed("progress") else gr.skip(),
+           loss_frame(records) if changed("plots") else gr.skip(),
+           lr_frame(records) if changed("plots") else gr.skip(),
+           log_text if changed("log") else gr.skip(),
+           runs_markdown(all_runs) if changed("list") else gr.skip(),
+           gr.update(choices=names, value=selected) if changed("run") else gr.skip()]
+    if changed("buttons"):
+        out += [gr.update(interactive=active is None),
+                gr.update(interactive=active is not None),
+                gr.update(interactive=active is None and state in ("stopped", "failed"))]
+    else:
+        out += [gr.skip()] * 3
+    return out + [keys]
+
+
+def progress_html(name: str, st: dict, records: list[dict]) -> str:
+    state = st.get("state") or "failed"
+    step, total = int(st.get("step") or 0), st.get("max_steps")
+    pct = min(100.0, 100.0 * step / total) if total else (100.0 if state == "completed"
+                                                          else 0.0)
+    last = next((r for r in reversed(records) if "elapsed_s" in r), {})
+    elapsed = last.get("elapsed_s")
+    if state == "running":
+        since = _seconds_since(st.get("started_at"))
+        elapsed = since if since is not None else elapsed
+    eta = last.get("eta_s") if state == "running" else None
+    phase = st.get("phase") if state == "running" and st.get("phase") not in (
+        None, "training") else None
+    parts = [f"<b>{html.escape(name)}</b>",
+             f"<span class='wb-state wb-{STATE_CLASS.get(state, 'bad')}'>"
+             f"{m('state.' + state) if state in STATE_CLASS else html.escape(state)}</span>",
+             f"{m('train.step')} {step} / {total if total else '?'}",
+             f"{m('train.elapsed')} {shared.duration(elapsed)}"]
+    if eta is not None:
+        parts.append(f"{m('train.eta')} {shared.duration(eta)}")
+    if phase:
+        parts.append(f"<i>{html.escape(str(phase))}</i>")
+    error = ""
+    if state == "failed" and st.get("error"):
+        error = (f"<div class='wb-error'>⚠ {html.escape(widgets.clean_message(st['error']))}"
+                 "</div>")
+    return (f"<div class='wb-progress'><div class='wb-progress-head'>{' · '.join(parts)}"
+            f"</div><div class='wb-bar'><div class='wb-bar-fill wb-{STATE_CLASS.get(state)}' "
+            f"style='width:{pct:.1f}%'></div></div>{error}</div>")
+
+
+def _seconds_since(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        start = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return max(0.0, (datetime.now(start.tzinfo) - start).total_seconds())
+
+
+def empty_loss() -> pd.DataFrame:
+    return pd.DataFrame({"step": pd.Series(dtype="int64"), "value": pd.Series(dtype="float"),
+                         "series": pd.Series(dtype="str")})
+
+
+def empty_lr() -> pd.DataFrame:
+    return pd.DataFrame({"step": pd.Series(dtype="int64"),
+                         "learning_rate": pd.Series(dtype="float")})
+
+
+def loss_frame(records: list[dict]) -> pd.DataFrame:
+    rows = [{"step": r["step"], "value": r[k], "series": k}
+            for r in records for k in ("loss", "eval_loss")
+            if isinstance(r.get(k), (int, float)) and "step" in r]
+    return pd.DataFrame(rows) if rows else empty_loss()
+
+
+def lr_frame(records: list[dict]) -> pd.DataFrame:
+    rows = [{"step": r["step"], "learning_rate": r["learning_rate"]} for r in records
+            if isinstance(r.get("learning_rate"), (int, float)) and "step" in r]
+    return pd.DataFrame(rows) if rows else empty_lr()
+
+
+def runs_markdown(all_runs: list[dict]) -> str:
+    if not all_runs:
+        return ""
+    lines = [f"**{m('train.runs')}**", "",
+             f"| {m('col.run')} | {m('col.state')} | {m('col.step')} | {m('col.started')} |"
+             f" {m('col.merged')} |", "|---|---|---|---|---|"]
+    for r in all_runs[:RUNS_SHOWN]:
+        state = r.get("state") or "?"
+        label = m(f"state.{state}") if state in STATE_CLASS else html.escape(state)
+        started = (r.get("started_at") or "")[:19].replace("T", " ")
+        steps = f"{r.get('step') or 0} / {r.get('max_steps') or '?'}"
+        lines.append(f"| {html.escape(r['name'])} | {label} | {steps} | {started} | "
+                     f"{'✓' if r.get('merged') else ''} |")
+    return "\n".join(lines)
+
+
+# -- script API (gradio_client) ---------------------------------------------------------
+
+def api_start(preset: str = "cpu-demo", name: str = "", overrides: list[str] | None = None
+              ) -> dict:
+    """Start training a preset (name or YAML path) with `section.key=value` overrides."""
+    from workbench import chat, jobs, presets
+    p = presets.load(preset, list(overrides or []))
+    run_name = check_name(name.strip() or Path(preset).stem)
+    chat.release()
+    run = jobs.start(p, run_name)
+    return api_status(run.name)
+
+
+def api_stop(run: str = "") -> dict:
+    from workbench import jobs
+    target = run or shared.active_run_name()
+    stopped = jobs.stop(shared.find_run(target))
+    return {"run": Path(stopped).name, "stop_requested": True}
+
+
+def api_status(run: str = "") -> dict:
+    """State of a run (default: the running one, else the newest), its progress and last
+    metrics; no server paths."""
+    from workbench import runs
+    name = run or shared.active_run_name() or next(iter(shared.run_names()), None)
+    if not name:
+        return {"run": None, "state": None, "runs": []}
+    folder = shared.find_run(name)
+    st = runs.status(folder)
+    records = runs.metrics(folder)
+    losses = [r["loss"] for r in records if "loss" in r]
+    evals = [r["eval_loss"] for r in records if "eval_loss" in r]
+    last = next((r for r in reversed(records) if "elapsed_s" in r), {})
+    return {"run": folder.name, "state": st.get("state"), "phase": st.get("phase"),
+            "step": st.get("step"), "max_steps": st.get("max_steps"),
+            "elapsed_s": last.get("elapsed_s"), "eta_s": last.get("eta_s"),
+            "loss": losses[-1] if losses else None, "eval_loss": evals[-1] if evals else None,
+            "metrics": len(records), "has_adapter": runs.has_adapter(folder),
+            "error": widgets.clean_message(st["error"]) if st.get("error") else None}

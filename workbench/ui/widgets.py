@@ -1,0 +1,243 @@
+"""Preset fields <-> Gradio widgets, generated from the field metadata in config.py.
+
+One rule picks the widget for a field (checkbox for a bool, dropdown for choices, slider for
+a short numeric range, number box for a long one or a nullable number, never a textbox for
+a number), so the page, the YAML and the CLI cannot drift apart. `to_preset()` turns the
+widget values back into a validated Preset; `from_preset()` gives the values to show.
+
+Also here: `guard`, which turns any exception in a handler into a readable, escaped
+message without a traceback or a server path, so the page keeps working.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import inspect
+import logging
+import os
+import re
+import traceback
+from pathlib import Path
+
+import gradio as gr
+import yaml
+
+from workbench import paths
+from workbench.config import Preset, field_path_meta, iter_fields
+from workbench.errors import PresetError, WorkbenchError
+from workbench.ui.i18n import field_keys, t
+
+log = logging.getLogger("workbench.ui")
+
+# A slider with more positions than this is useless to drag: use a number box instead.
+MAX_SLIDER_POSITIONS = 1100
+ALL_LINEAR = "all-linear"
+
+
+def field(dotted: str, **overrides):
+    """The widget for one Preset field; `overrides` replace constructor arguments."""
+    section, key = dotted.split(".", 1)
+    meta = field_path_meta(section, key)
+    kind, kwargs = widget_spec(dotted, meta)
+    if overrides.get("kind", kind) != kind:  # another widget: keep only the value
+        kind, kwargs = overrides["kind"], {"value": kwargs.get("value")}
+    overrides.pop("kind", None)
+    kwargs.update(label=t(dotted), info=t(dotted + ".help"), elem_id=_elem_id(dotted))
+    kwargs.update(overrides)
+    return getattr(gr, kind)(**kwargs)
+
+
+def widget_spec(dotted: str, meta: dict) -> tuple[str, dict]:
+    """(Gradio class name, constructor kwargs) for a field: the rule, testable alone."""
+    kind, default = meta["type"], meta["default"]
+    if kind == "bool":
+        return "Checkbox", {"value": default}
+    if meta.get("choices"):
+        return "Dropdown", {"choices": list(meta["choices"]), "value": default}
+    if kind in ("int", "float"):
+        lo, hi, step = meta.get("min"), meta.get("max"), meta.get("step")
+        positions = (hi - lo) / step if None not in (lo, hi, step) and step else None
+        if positions is not None and positions <= MAX_SLIDER_POSITIONS and not meta.get("nullable"):
+            return "Slider", {"minimum": lo, "maximum": hi, "step": step, "value": default}
+        # a nullable number's empty box reaches the server as 0: no minimum on the widget,
+        # the Preset check (and to_preset's 0 -> None) handle it
+        spec = {"minimum": None if meta.get("nullable") else lo, "maximum": hi,
+                "value": default, "precision": 0 if kind == "int" else None}
+        if step:
+            spec["step"] = step
+        return "Number", spec
+    if dotted == "lora.target_modules":
+        value = to_target_list(default)
+        return "Dropdown", {"choices": [ALL_LINEAR], "value": value, "multiselect": True,
+                            "allow_custom_value": True}
+    if kind == "dict":
+        return "Textbox", {"value": dict_to_text(default), "lines": 1,
+                           "placeholder": "{key: value}"}
+    return "Textbox", {"value": default, "lines": 1}
+
+
+def _elem_id(dotted: str) -> str:
+    return "f-" + dotted.replace(".", "-").replace("_", "-")
+
+
+# -- conversions between widget values and Preset values ------------------------------
+
+def dict_to_text(value: dict | None) -> str:
+    if not value:
+        return ""
+    return yaml.safe_dump(dict(value), default_flow_style=True, allow_unicode=True,
+                          sort_keys=False).strip()
+
+
+def text_to_dict(text: str | None, dotted: str) -> dict:
+    if text is None or not str(text).strip():
+        return {}
+    try:
+        value = yaml.safe_load(str(text))
+    except yaml.YAMLError:
+        value = None
+    if not isinstance(value, dict):
+        raise PresetError(f"{dotted}: expected a mapping like {{output: answer}}, got "
+                          f"{str(text)[:80]!r}")
+    return value
+
+
+def to_target_list(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return list(value or [])
+
+
+def from_target_list(value) -> str | list[str]:
+    chosen = [v for v in to_target_list(value) if v]
+    if not chosen:
+        raise PresetError("lora.target_modules: choose at least one layer, or all-linear")
+    if ALL_LINEAR in chosen:
+        return ALL_LINEAR  # it already includes every named layer
+    return chosen
+
+
+def to_preset(values, keys: list[str] | None = None) -> Preset:
+    """Widget values (in `keys` order, default: every field in config order) -> Preset."""
+    keys = keys or field_keys()
+    if len(values) != len(keys):
+        raise ValueError(f"expected {len(keys)} values, got {len(values)}")
+    data: dict[str, dict] = {}
+    for dotted, value in zip(keys, values):
+        section, key = dotted.split(".", 1)
+        data.setdefault(section, {})[key] = _to_field_value(dotted, value)
+    return Preset.from_dict(data, where="page")
+
+
+def to_section(section: str, values: dict):
+    """{key: widget value} of one section -> that section's validated config object."""
+    data = {k: _to_field_value(f"{section}.{k}", v) for k, v in values.items()}
+    return getattr(Preset.from_dict({section: data}, where="page"), section)
+
+
+def _to_field_value(dotted: str, value):
+    section, key = dotted.split(".", 1)
+    kind = field_path_meta(section, key)["type"]
+    if dotted == "lora.target_modules":
+        return from_target_list(value)
+    if kind == "dict":
+        return text_to_dict(value, dotted)
+    if kind in ("int", "float") and isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            raise PresetError(f"{dotted}: expected a number, got {value!r}") from None
+    meta = field_path_meta(section, key)
+    if meta.get("nullable") and value in (None, 0) and (meta.get("min") or 0) > 0:
+        return None  # "empty = no limit"; 0 is what an emptied number box sends
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind == "str" and value is None:
+        return ""
+    return value
+
+
+def from_preset(preset: Preset, keys: list[str] | None = None) -> list:
+    """The widget values that show `preset`, in `keys` order."""
+    data = preset.to_dict()
+    out = []
+    for dotted in keys or field_keys():
+        section, key = dotted.split(".", 1)
+        value = data[section][key]
+        if dotted == "lora.target_modules":
+            value = to_target_list(value)
+        elif isinstance(value, dict):
+            value = dict_to_text(value)
+        out.append(value)
+    return out
+
+
+def section_keys(section: str) -> list[str]:
+    return [f"{s}.{k}" for s, k, _ in iter_fields() if s == section]
+
+
+# -- errors -----------------------------------------------------------------------------
+
+_ABS_PATH = re.compile(r"(?<![\w.~<>-])/(?:[^\s/'\"():,;]+/)+([^\s/'\"():,;]*)")
+
+
+def clean_message(message: str) -> str:
+    """Drop server paths from a message: WORKBENCH_HOME and the project folder become
+    short names, any other absolute path keeps only its last part."""
+    text = str(message)
+    replacements = []
+    try:
+        replacements.append((str(paths.home()), "WORKBENCH_HOME"))
+    except OSError:
+        pass
+    replacements.append((str(paths.PROJECT_ROOT) + os.sep, ""))
+    replacements.append((str(paths.PROJECT_ROOT), "."))
+    replacements.append((str(Path.home()), "~"))
+    for old, new in sorted(replacements, key=lambda r: -len(r[0])):
+        if old and old not in ("/", "."):
+            text = text.replace(old, new)
+    return _ABS_PATH.sub(lambda mt: mt.group(1) or "…", text)
+
+
+def error_text(exc: BaseException) -> str:
+    """The message a user sees for an exception: theirs to fix, or a short bug note."""
+    if isinstance(exc, WorkbenchError):
+        msg = str(exc)
+    elif isinstance(exc, gr.Error):
+        return str(exc.message)
+    else:
+        msg = f"unexpected {type(exc).__name__}: {exc}"
+    return html.escape(clean_message(msg).strip() or type(exc).__name__)
+
+
+def _raise_readable(exc: BaseException, fn_name: str):
+    if isinstance(exc, gr.Error):
+        raise exc
+    if not isinstance(exc, WorkbenchError):
+        # a bug: the full story goes to the server log, never to the page
+        log.error("handler %s failed:\n%s", fn_name, traceback.format_exc())
+    raise gr.Error(error_text(exc), duration=20, print_exception=False) from None
+
+
+def guard(fn):
+    """Decorate a handler so every error reaches the page as a readable message."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - turned into a message
+                _raise_readable(exc, fn.__name__)
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - turned into a message
+            _raise_readable(exc, fn.__name__)
+    return wrapper
