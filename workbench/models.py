@@ -1,6 +1,6 @@
 """Finding and loading base models: embedded GGUF, local folders, local .gguf files, Hub ids.
 
-    >>> path = resolve("embedded:smollm2-135m-instruct")   # first call imports (~25 s), then cached
+    >>> path = resolve("embedded:smollm2-135m-instruct")  # first call imports (~25 s), then cached
     >>> tok = load_tokenizer(str(path))                     # pad token and chat template ensured
     >>> model = load_model(preset.model, preset.quantization)   # nf4 on CPU or CUDA, eval mode
 
