@@ -1,9 +1,11 @@
 """Dataset files -> raw rows: the readers behind workbench.data.
 
 `resolve_files("a.jsonl,b.csv")` checks every listed file before any is read;
-`read_rows(path, name)` yields (place, raw row) one row at a time, where place is what an
-error message names ("row 7 (line 9)"). Text is decoded from bytes line by line, so a bad
-byte is reported by its offset in the file and a large .jsonl is read with bounded memory.
+`read_rows(path, name, on_bytes)` yields (place, raw row) one row at a time, where place is
+what an error message names ("row 7 (line 9)"), and tells `on_bytes(offset)` how far into the
+file it is (for progress bars). Text is decoded from bytes line by line, so a bad byte is
+reported by its offset in the file and a large .jsonl is read with bounded memory (a .json
+array is parsed whole: use .jsonl for files of hundreds of MB).
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ import codecs
 import csv
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from workbench import paths
 from workbench.errors import DataError
 
 SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
+OnBytes = Callable[[int], None] | None
+
+
+def _ignore(offset: int) -> None:
+    pass
 
 
 def resolve_files(spec: str) -> list[tuple[str, Path]]:
@@ -44,8 +51,9 @@ def resolve_files(spec: str) -> list[tuple[str, Path]]:
 
 # -- readers: (place, raw row) iterators ------------------------------------------------
 
-def _utf8_lines(path: Path, name: str) -> Iterator[tuple[int, str]]:
+def _utf8_lines(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tuple[int, str]]:
     """Decode line by line from bytes, so a bad byte is reported by its offset in the file."""
+    on_bytes = on_bytes or _ignore
     offset = 0
     with open(path, "rb") as fh:
         for line_no, raw in enumerate(fh, 1):
@@ -57,8 +65,9 @@ def _utf8_lines(path: Path, name: str) -> Iterator[tuple[int, str]]:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise _encoding_error(name, offset + e.start, line_no) from None
-            yield line_no, text
             offset += len(raw)
+            on_bytes(offset)
+            yield line_no, text
 
 
 def _check_utf16(head: bytes, name: str) -> None:
@@ -72,9 +81,9 @@ def _encoding_error(name: str, byte: int, line: int) -> DataError:
                      "save the file as UTF-8")
 
 
-def _read_jsonl(path: Path, name: str) -> Iterator[tuple[str, Any]]:
+def _read_jsonl(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tuple[str, Any]]:
     row = 0
-    for line_no, text in _utf8_lines(path, name):
+    for line_no, text in _utf8_lines(path, name, on_bytes):
         if not text.strip():
             continue
         row += 1
@@ -88,7 +97,7 @@ def _read_jsonl(path: Path, name: str) -> Iterator[tuple[str, Any]]:
         yield f"row {row} (line {line_no})", value
 
 
-def _read_json(path: Path, name: str) -> Iterator[tuple[str, Any]]:
+def _read_json(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tuple[str, Any]]:
     raw = path.read_bytes()
     _check_utf16(raw[:2], name)
     skip = 3 if raw.startswith(codecs.BOM_UTF8) else 0
@@ -103,7 +112,7 @@ def _read_json(path: Path, name: str) -> Iterator[tuple[str, Any]]:
         value = json.loads(text)
     except json.JSONDecodeError as e:
         if e.msg == "Extra data" and text.lstrip().startswith("{"):
-            yield from _read_jsonl(path, name)  # one object per line in a .json file
+            yield from _read_jsonl(path, name, on_bytes)  # one object per line in a .json file
             return
         raise DataError(f"{name}: line {e.lineno}, column {e.colno}: invalid JSON "
                         f"({e.msg})") from None
@@ -112,13 +121,17 @@ def _read_json(path: Path, name: str) -> Iterator[tuple[str, Any]]:
                         f"per line, got a single object with keys: {', '.join(value)}")
     if not isinstance(value, list):
         raise DataError(f"{name}: expected a JSON array of rows, got {kind(value)}")
+    size = len(raw)
+    del raw, text  # the generator would hold both for as long as its rows are read
     for i, item in enumerate(value, 1):
+        if on_bytes:  # parsed whole: progress in proportion to the rows
+            on_bytes(size * i // len(value))
         yield f"row {i}", item
 
 
-def _read_csv(path: Path, name: str) -> Iterator[tuple[str, Any]]:
+def _read_csv(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tuple[str, Any]]:
     csv.field_size_limit(2**31 - 1)  # long answers exceed the 128 KB default
-    reader = csv.reader(text for _, text in _utf8_lines(path, name))
+    reader = csv.reader(text for _, text in _utf8_lines(path, name, on_bytes))
     try:
         header = next(reader, None)
         if header is None:
@@ -138,30 +151,34 @@ def _read_csv(path: Path, name: str) -> Iterator[tuple[str, Any]]:
         raise DataError(f"{name}: line {reader.line_num}: cannot read CSV ({e})") from None
 
 
-def _read_parquet(path: Path, name: str) -> Iterator[tuple[str, Any]]:
+def _read_parquet(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tuple[str, Any]]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise DataError(f"{name}: reading .parquet files needs the pyarrow package "
                         "(pip install pyarrow)") from None
     try:
-        batches = pq.ParquetFile(path).iter_batches(batch_size=1024)
+        pf = pq.ParquetFile(path)
+        batches = pf.iter_batches(batch_size=1024)
     except Exception as e:  # pyarrow raises ArrowInvalid & co. for a broken file
         raise DataError(f"{name}: not a readable Parquet file ({e})") from None
-    row = 0
+    total, size, row = max(1, pf.metadata.num_rows), path.stat().st_size, 0
     for batch in batches:
         for item in batch.to_pylist():
             row += 1
             yield f"row {row}", item
+        if on_bytes:  # compressed columns: progress in proportion to the rows
+            on_bytes(size * row // total)
 
 
 _READERS = {".json": _read_json, ".jsonl": _read_jsonl, ".csv": _read_csv,
             ".parquet": _read_parquet}
 
 
-def read_rows(path: Path, name: str) -> Iterator[tuple[str, Any]]:
-    """(place, raw row) for each row of one file; `name` is how errors call the file."""
-    return _READERS[path.suffix.lower()](path, name)
+def read_rows(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tuple[str, Any]]:
+    """(place, raw row) for each row of one file; `name` is how errors call the file;
+    `on_bytes(offset)` hears how many bytes of the file are read so far."""
+    return _READERS[path.suffix.lower()](path, name, on_bytes)
 
 
 def kind(value: Any) -> str:
