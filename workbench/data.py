@@ -8,7 +8,9 @@ every row to the forms TRL's SFTTrainer takes.
     >>> train_rows, eval_rows = data.split(loaded.rows, 0.1, seed=42)
     >>> train = data.to_examples(train_rows, completion_only=True)
 
-CLI: `python launch.py data inspect data/identity.jsonl [--json]`.
+CLI (workbench/datacli.py): `python launch.py data inspect data/identity.jsonl [--json]`,
+`python launch.py data render data/identity.jsonl --row 3`. Token statistics, quality checks
+and the rendered view are in workbench/datastats.py and workbench/inspect_data.py.
 
 Formats (detected from the columns, or forced with data.format; data.columns renames them):
     alpaca             instruction, output, optional input, system, history [[user, answer], ...]
@@ -21,20 +23,21 @@ A normalised row is {"messages": [{"role", "content"}, ...]} or {"text": str}.
 
 The readers (workbench/datafiles.py) yield (place, raw row) one row at a time, so inspecting a
 large .jsonl keeps memory bounded; only `load()` holds all rows. Loading never writes anything.
+Rows are numbered 1, 2, ... in file order across all listed files, dropped rows included (the
+numbers inspection reports and `data render --row` takes).
 Tests: python -m pytest tests/unit/test_data.py
 """
 
 from __future__ import annotations
 
-import json
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Callable, Iterator
 
 from workbench.config import DATA_FORMATS, DataCfg
 from workbench.datafiles import kind, read_rows, resolve_files
+from workbench.datanorm import ROLES, drop_reason, fill, has_prompt, normalise  # noqa: F401
 from workbench.errors import DataError
 
 # format -> (required roles, optional roles), in detection order: the first match wins.
@@ -45,14 +48,23 @@ FORMATS = {
     "prompt_completion": (["prompt", "completion"], ["system"]),
     "text": (["text"], []),
 }
-ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant",
-         "function_call": "assistant", "system": "system", "tool": "tool",
-         "observation": "tool"}
 MIN_EVAL_ROWS = 5
-# Common column names and the role they probably mean, for the "no format" hint.
-_HINTS = {"question": "instruction", "query": "instruction", "answer": "output",
-          "response": "output"}
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
+PROGRESS_ROWS = 1000
+# Column names seen in public datasets, per role, most likely first (see suggest_mapping).
+SYNONYMS = {
+    "messages": ["messages", "conversation", "chat", "dialog", "dialogue", "turns"],
+    "conversations": ["conversations", "conversation", "chat", "dialog", "dialogue"],
+    "instruction": ["instruction", "question", "query", "problem", "task", "input_text",
+                    "user", "human"],
+    "output": ["output", "answer", "response", "reply", "solution", "target", "assistant",
+               "gpt", "completion", "chosen"],
+    "input": ["input", "context"],
+    "system": ["system", "system_prompt", "system_message"],
+    "history": ["history"],
+    "prompt": ["prompt", "question", "query", "input", "source", "instruction"],
+    "completion": ["completion", "response", "answer", "output", "chosen", "target"],
+    "text": ["text", "content", "document", "body", "sentence", "passage"],
+}
 
 
 @dataclass
@@ -72,35 +84,86 @@ def load(cfg: DataCfg | str | Path) -> LoadedData:
     """Read, detect, normalise, drop empty rows, then cap at max_samples (a seeded sample
     that keeps file order). Raises DataError naming the file and place on bad input."""
     cfg = _as_cfg(cfg)
-    scan = _Scan(cfg)
+    scan = Scan(cfg)
     rows = list(scan.rows())
     if not rows:
         raise scan.nothing_left()
-    if cfg.max_samples and len(rows) > cfg.max_samples:
-        keep = sorted(random.Random(cfg.seed).sample(range(len(rows)), cfg.max_samples))
+    keep = sample_indices(len(rows), cfg.max_samples, cfg.seed)
+    if keep is not None:
         rows = [rows[i] for i in keep]
     return LoadedData(scan.format, rows, scan.dropped, dict(scan.drop_reasons),
                       scan.columns, scan.files, sorted(scan.unfilled))
 
 
-def inspect(path_or_cfg: DataCfg | str | Path, preview: int = 5) -> dict:
-    """Summary of a dataset without keeping its rows: format, rows, dropped, drop_reasons,
-    columns, files, answers (assistant turns), unfilled_placeholders, preview."""
+def inspect(path_or_cfg: DataCfg | str | Path, preview: int = 5, *,
+            on_row: Callable[[int, dict], None] | None = None,
+            progress: Callable[[int, int], None] | None = None) -> dict:
+    """Summary of a dataset in one streaming pass, without keeping its rows: format, rows,
+    dropped, drop_reasons, drop_examples (first row numbers per reason), columns, files,
+    ranges (row numbers per file), answers (assistant turns), unfilled_placeholders,
+    preview (the first rows) and preview_rows (their row numbers).
+
+    on_row(row number, row) sees every kept row (workbench.datastats counts tokens there);
+    progress(bytes read, total bytes) is called every PROGRESS_ROWS rows and at the end."""
     cfg = _as_cfg(path_or_cfg)
-    scan = _Scan(cfg)
-    count, answers, first = 0, 0, []
-    for row in scan.rows():
+    scan = Scan(cfg)
+    count, answers, first, numbers = 0, 0, [], []
+    for n, _, row, reason in scan.walk():
+        if reason is not None:
+            continue
         count += 1
         answers += 1 if "text" in row else sum(
             m["role"] == "assistant" and bool(m["content"].strip()) for m in row["messages"])
         if len(first) < preview:
             first.append(row)
+            numbers.append(n)
+        if on_row is not None:
+            on_row(n, row)
+        if progress is not None and count % PROGRESS_ROWS == 0:
+            progress(scan.bytes_done, scan.bytes_total)
     if not count:
         raise scan.nothing_left()
+    if progress is not None:
+        progress(scan.bytes_total, scan.bytes_total)
     return {"format": scan.format, "rows": count, "dropped": scan.dropped,
-            "drop_reasons": dict(scan.drop_reasons), "columns": scan.columns,
-            "files": scan.files, "answers": answers, "max_samples": cfg.max_samples,
-            "unfilled_placeholders": sorted(scan.unfilled), "preview": first}
+            "drop_reasons": dict(scan.drop_reasons),
+            "drop_examples": {k: list(v) for k, v in scan.drop_examples.items()},
+            "columns": scan.columns, "files": scan.files, "ranges": scan.ranges,
+            "answers": answers, "max_samples": cfg.max_samples,
+            "unfilled_placeholders": sorted(scan.unfilled), "preview": first,
+            "preview_rows": numbers}
+
+
+def sample_indices(n: int, max_samples: int | None, seed: int) -> list[int] | None:
+    """The indices (in file order) of the rows `load()` keeps when data.max_samples caps
+    n usable rows, or None when all are kept."""
+    if not max_samples or n <= max_samples:
+        return None
+    return sorted(random.Random(seed).sample(range(n), max_samples))
+
+
+def suggest_mapping(columns: list[str]) -> dict[str, str]:
+    """Guess data.columns {role: column} from column names (case-insensitive), for the
+    first format whose required roles all find a column: ["question", "answer"] ->
+    {"instruction": "question", "output": "answer"}; ["prompt", "chosen", "rejected"] ->
+    {"prompt": "prompt", "completion": "chosen"}. Entries may map a role to a column of
+    the same name. {} when no format fits."""
+    lower = {}
+    for c in columns:
+        lower.setdefault(str(c).strip().lower(), c)
+    for req, opt in FORMATS.values():
+        used, found = set(), {}
+        for role in req + opt:
+            col = next((lower[n] for n in SYNONYMS.get(role, [role])
+                        if n in lower and lower[n] not in used), None)
+            if col is None and role in req:
+                break
+            if col is not None:
+                found[role] = col
+                used.add(col)
+        else:
+            return found
+    return {}
 
 
 def to_examples(rows: list[dict], completion_only: bool) -> list[dict]:
@@ -122,7 +185,7 @@ def to_examples(rows: list[dict], completion_only: bool) -> list[dict]:
             out.append({"messages": msgs})
             continue
         for i, m in enumerate(msgs):
-            if m["role"] == "assistant" and m["content"].strip() and _has_prompt(msgs[:i]):
+            if m["role"] == "assistant" and m["content"].strip() and has_prompt(msgs[:i]):
                 out.append({"prompt": msgs[:i], "completion": [m]})
     return out
 
@@ -146,64 +209,54 @@ def split(examples: list, eval_fraction: float, seed: int) -> tuple[list, list]:
 
 
 def register_cli(subparsers) -> None:
-    """Add `data inspect FILE [--format F] [--json]` to the CLI."""
-    parser = subparsers.add_parser("data", help="Look at dataset files.")
-    sub = parser.add_subparsers(dest="data_command", required=True)
-    p = sub.add_parser("inspect", help="Detect a dataset's format, count and preview its rows.")
-    p.add_argument("file", help="dataset file (.json, .jsonl, .csv, .parquet); several: a,b")
-    p.add_argument("--format", default="auto", choices=DATA_FORMATS, help="force a format")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=_cli_inspect)
-
-
-def _cli_inspect(args) -> int:
-    info = inspect(DataCfg(path=args.file, format=args.format))
-    if args.json:
-        print(json.dumps(info, ensure_ascii=False, indent=2))
-        return 0
-    reasons = ", ".join(f"{k}: {v}" for k, v in info["drop_reasons"].items())
-    print(", ".join(info["files"]))
-    print(f"  format:  {info['format']}")
-    print(f"  rows:    {info['rows']} usable, {info['dropped']} dropped"
-          + (f" ({reasons})" if reasons else ""))
-    print(f"  answers: {info['answers']}")
-    print(f"  columns: {', '.join(info['columns'])}")
-    if info["unfilled_placeholders"]:
-        print(f"  unfilled placeholders: {', '.join(info['unfilled_placeholders'])} "
-              "(set them in data.placeholders)")
-    print("  preview:")
-    for n, row in enumerate(info["preview"], 1):
-        turns = ([("text", row["text"])] if "text" in row
-                 else [(m["role"], m["content"]) for m in row["messages"]])
-        for j, (role, content) in enumerate(turns):
-            flat = " ".join(content.split())
-            flat = flat if len(flat) <= 100 else flat[:99] + "…"
-            print(f"    {f'[{n}]' if j == 0 else '':<5}{role}: {flat}")
-    return 0
+    """`data inspect` and `data render` (workbench/datacli.py)."""
+    from workbench import datacli
+    datacli.register_cli(subparsers)
 
 
 # -- the scan: files -> raw rows -> normalised rows ----------------------------------------
 
-class _Scan:
-    """One pass over the files; yields kept rows and counts what it drops and why."""
+class Scan:
+    """One pass over the files; yields kept rows and counts what it drops and why.
 
-    def __init__(self, cfg: DataCfg):
-        self.cfg = cfg
+    `walk()` yields (row number, place, row, drop reason) for every row, dropped ones with
+    the row as normalised and their reason; `rows()` only the kept rows. While it runs,
+    `bytes_done` / `bytes_total` tell how far it is, `ranges` which row numbers each file
+    holds, and `drop_examples` the first row numbers dropped for each reason.
+    """
+
+    EXAMPLES = 10
+
+    def __init__(self, cfg: DataCfg | str | Path):
+        self.cfg = cfg = _as_cfg(cfg)
         self.cols = dict(cfg.columns or {})
         self.format: str | None = None
         self.dropped, self.total = 0, 0
         self.drop_reasons: dict[str, int] = {}
+        self.drop_examples: dict[str, list[int]] = {}
         self.columns: list[str] = []
         self.files: list[str] = []
+        self.ranges: list[dict] = []
         self.unfilled: set[str] = set()
+        self.bytes_done, self.bytes_total = 0, 0
 
     def rows(self) -> Iterator[dict]:
+        return (row for _, _, row, reason in self.walk() if reason is None)
+
+    def walk(self) -> Iterator[tuple[int, str, dict, str | None]]:
         files = resolve_files(self.cfg.path)  # all checked before reading any
         self.files = [name for name, _ in files]
+        sizes = [path.stat().st_size for _, path in files]
+        self.bytes_total = sum(sizes)
         seen = set()
-        for name, path in files:
+        for i, (name, path) in enumerate(files):
             fmt = None
-            for where, raw in read_rows(path, name):
+            before = sum(sizes[:i])
+            self.ranges.append({"file": name, "first": self.total + 1, "last": self.total})
+
+            def on_bytes(offset, before=before):
+                self.bytes_done = before + offset
+            for where, raw in read_rows(path, name, on_bytes):
                 at = f"{name}: {where}"
                 if not isinstance(raw, dict):
                     raise DataError(f"{at}: expected an object of columns like "
@@ -215,14 +268,18 @@ class _Scan:
                 if fmt is None:
                     fmt = self._detect(raw, name)
                 self.total += 1
-                raw = _fill(raw, self.cfg.placeholders or {}, self.unfilled)
-                row = _normalise(fmt, raw, self.cols, at)
-                reason = _drop_reason(row)
+                self.ranges[-1]["last"] = self.total
+                raw = fill(raw, self.cfg.placeholders or {}, self.unfilled)
+                row = normalise(fmt, raw, self.cols, at)
+                reason = drop_reason(row)
                 if reason:
                     self.dropped += 1
                     self.drop_reasons[reason] = self.drop_reasons.get(reason, 0) + 1
-                    continue
-                yield row
+                    examples = self.drop_examples.setdefault(reason, [])
+                    if len(examples) < self.EXAMPLES:
+                        examples.append(self.total)
+                yield self.total, at, row, reason
+            self.bytes_done = before + sizes[i]
 
     def _detect(self, raw: dict, name: str) -> str:
         col = lambda role: self.cols.get(role, role)  # noqa: E731
@@ -243,7 +300,7 @@ class _Scan:
                 expected = "; ".join(
                     f"{f} ({', '.join(req + [o + '?' for o in opt])})"
                     for f, (req, opt) in FORMATS.items())
-                hint = {_HINTS[k]: k for k in raw if k in _HINTS}
+                hint = {r: c for r, c in suggest_mapping(list(raw)).items() if r != c}
                 example = ("{" + ", ".join(f"{r}: {c}" for r, c in hint.items()) + "}"
                            if hint else "{output: answer}")
                 raise DataError(
@@ -273,163 +330,3 @@ def _as_cfg(x) -> DataCfg:
         from workbench.config import Preset
         return Preset.from_dict({"data": x}).data
     return DataCfg(path=str(x))
-
-
-
-
-# -- normalisation -----------------------------------------------------------------------
-
-def _normalise(fmt: str, raw: dict, cols: dict, at: str) -> dict:
-    def get(role, required=False):
-        col = cols.get(role, role)
-        if required and col not in raw:
-            mapped = f" (the {role} column)" if col != role else ""
-            raise DataError(f"{at}: missing field '{col}'{mapped}")
-        return raw.get(col)
-
-    def label(role):
-        return f"field '{cols.get(role, role)}'"
-
-    if fmt == "text":
-        return {"text": _text(get("text", True), at, label("text"))}
-    if fmt == "alpaca":
-        msgs = []
-        history = _maybe_json(get("history"))
-        if history is not None and history != "" and not isinstance(history, list):
-            raise DataError(f"{at}: {label('history')} should be a list of [user, answer] "
-                            f"pairs, got {kind(history)}")
-        for j, pair in enumerate(history or [], 1):
-            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-                raise DataError(f"{at}: {label('history')} item {j} should be a [user, answer]"
-                                f" pair, got {kind(pair)}")
-            where = f"{label('history')} item {j}"
-            msgs += [_msg("user", _text(pair[0], at, where)),
-                     _msg("assistant", _text(pair[1], at, where))]
-        prompt = [_text(get("instruction", True), at, label("instruction")),
-                  _text(get("input"), at, label("input"))]
-        msgs += [_msg("user", "\n\n".join(p for p in prompt if p.strip())),
-                 _msg("assistant", _text(get("output", True), at, label("output")))]
-    elif fmt in ("sharegpt", "messages"):
-        role = "conversations" if fmt == "sharegpt" else "messages"
-        msgs = _messages(get(role, True), at, label(role))
-    else:  # prompt_completion: each side is text or a list of messages
-        msgs = []
-        for role, default in (("prompt", "user"), ("completion", "assistant")):
-            value = _maybe_json(get(role, True))
-            msgs += (_messages(value, at, label(role)) if isinstance(value, list)
-                     else [_msg(default, _text(value, at, label(role)))])
-    return {"messages": _with_system(msgs, _text(get("system"), at, label("system")),
-                                     raw.get("tools"))}
-
-
-def _with_system(msgs: list[dict], system: str, tools: Any) -> list[dict]:
-    """Top-level system text and tool specs go first in the system message: TRL would pass
-    a `tools` column to the chat template, but SmolLM2's template ignores tools."""
-    tools = _maybe_json(tools)
-    parts = [system] if system.strip() else []
-    if tools not in (None, "", [], {}):
-        spec = tools if isinstance(tools, str) else json.dumps(tools, ensure_ascii=False)
-        parts.append("You can call these tools:\n" + spec)
-    if not parts:
-        return msgs
-    if msgs and msgs[0]["role"] == "system":
-        parts.append(msgs[0]["content"])
-        msgs = msgs[1:]
-    return [_msg("system", "\n\n".join(parts))] + msgs
-
-
-def _messages(items: Any, at: str, label: str) -> list[dict]:
-    items = _maybe_json(items)
-    if not isinstance(items, list):
-        raise DataError(f"{at}: {label} should be a list of messages, got {kind(items)}")
-    out = []
-    for i, m in enumerate(items, 1):
-        where = f"{label} item {i}"
-        if not isinstance(m, dict):
-            raise DataError(f'{at}: {where} should be an object like {{"role": "user", '
-                            f'"content": "..."}}, got {kind(m)}')
-        if "role" in m or "content" in m:
-            role, content = m.get("role"), m.get("content")
-        elif "from" in m or "value" in m:
-            role, content = m.get("from"), m.get("value")
-        else:
-            raise DataError(f"{at}: {where} has neither role/content nor from/value "
-                            f"(keys: {', '.join(m) or 'none'})")
-        mapped = ROLES.get(role.strip().lower()) if isinstance(role, str) else None
-        if mapped is None:
-            raise DataError(f"{at}: {where}: unknown role {role!r} (expected one of "
-                            f"{', '.join(ROLES)})")
-        if isinstance(content, list) and all(isinstance(p, dict) for p in content):
-            # multimodal-style parts: keep the text ones, refuse images & co.
-            if any(p.get("type", "text") != "text" for p in content):
-                raise DataError(f"{at}: {where}: only text content is supported")
-            content = "".join(str(p.get("text") or "") for p in content)
-        out.append(_msg(mapped, _text(content, at, f"{where} content")))
-    return out
-
-
-def _msg(role: str, content: str) -> dict:
-    return {"role": role, "content": content}
-
-
-def _text(value: Any, at: str, label: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)  # a number is a fine answer ("42")
-    raise DataError(f"{at}: {label} should be text, got {kind(value)}")
-
-
-def _maybe_json(value: Any) -> Any:
-    """CSV (and some Parquet) files store lists as JSON text; read those back as lists."""
-    if isinstance(value, str) and value.strip().startswith(("[", "{")):
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            return value
-        return parsed if isinstance(parsed, (list, dict)) else value
-    return value
-
-
-def _has_prompt(msgs: list[dict]) -> bool:
-    return any(m["role"] in ("user", "tool") and m["content"].strip() for m in msgs)
-
-
-def _drop_reason(row: dict) -> str | None:
-    """Why a normalised row teaches nothing, or None to keep it. Trailing turns after the
-    last answer are trimmed in place (a question with no answer trains nothing)."""
-    if "text" in row:
-        return None if row["text"].strip() else "empty text"
-    msgs = row["messages"]
-    if not any(m["content"].strip() for m in msgs):
-        return "empty row"
-    last = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=None)
-    if last is None:
-        return "no answer"
-    del msgs[last + 1:]
-    if not msgs[last]["content"].strip():
-        return "empty answer"
-    if not _has_prompt(msgs[:last]):
-        return "empty prompt"
-    return None
-
-
-def _fill(value: Any, mapping: dict, unfilled: set) -> Any:
-    """Replace {{name}} in every string; remember names that have no value."""
-    if isinstance(value, str):
-        if "{{" not in value:
-            return value
-
-        def sub(m):
-            if m.group(1) in mapping:
-                return str(mapping[m.group(1)])
-            unfilled.add(m.group(1))
-            return m.group(0)
-        return _PLACEHOLDER.sub(sub, value)
-    if isinstance(value, list):
-        return [_fill(v, mapping, unfilled) for v in value]
-    if isinstance(value, dict):
-        return {k: _fill(v, mapping, unfilled) for k, v in value.items()}
-    return value

@@ -389,10 +389,10 @@ def cli(argv):
 
 def test_cli_inspect_human_and_json(tmp_path, capsys):
     f = write_csv(tmp_path / "c.csv", ["prompt", "completion"], [["Who?", "Nova."]])
-    assert cli(["data", "inspect", str(f)]) == 0
+    assert cli(["data", "inspect", str(f), "--no-tokens"]) == 0
     out = capsys.readouterr().out
     assert "prompt_completion" in out and "1 usable" in out and "Nova." in out
-    assert cli(["data", "inspect", str(f), "--json"]) == 0
+    assert cli(["data", "inspect", str(f), "--no-tokens", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"] == 1
     with pytest.raises(DataError):
         cli(["data", "inspect", str(tmp_path / "missing.csv")])
