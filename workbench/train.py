@@ -211,7 +211,52 @@ def _trim_metrics(run: Path, upto_step: int) -> None:
     os.replace(tmp, run / "metrics.jsonl")
 
 
+class _Tee:
+    """Writes to the console and to train.log, for runs started from a terminal."""
+
+    def __init__(self, stream, log):
+        self.stream, self.log = stream, log
+
+    def write(self, text):
+        self.stream.write(text)
+        self.log.write(text)
+        return len(text)
+
+    def flush(self):
+        self.stream.flush()
+        self.log.flush()
+
+    def isatty(self):
+        return self.stream.isatty()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def _stdout_is(path: Path) -> bool:
+    try:
+        a, b = os.fstat(sys.stdout.fileno()), os.stat(path)
+        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def train(run: Path, *, resume: bool = False) -> dict:
+    """Train the run's preset into its folder (train.log gets a copy of the output)."""
+    run = Path(run)
+    log_path = run / "train.log"
+    if not is_main_process() or _stdout_is(log_path):  # a detached job already logs there
+        return _train(run, resume=resume)
+    with open(log_path, "a", encoding="utf-8") as log:
+        out, err = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = _Tee(out, log), _Tee(err, log)
+        try:
+            return _train(run, resume=resume)
+        finally:
+            sys.stdout, sys.stderr = out, err
+
+
+def _train(run: Path, *, resume: bool = False) -> dict:
     """Train the run's preset into its folder. Returns the final status.
 
     Failures never escape as tracebacks: the status says `failed` with a message that says
