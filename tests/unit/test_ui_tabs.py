@@ -155,7 +155,9 @@ def test_start_builds_the_preset_from_every_tab(monkeypatch):
         started.update(preset=preset, name=name)
         return make_run(name=f"{name}-20250101-120000", state="running")
     monkeypatch.setattr(jobs, "start", fake_start)
-    update, notice = training.start_run("my-run", *all_values(**{"train.max_steps": 3}))
+    update, notice, settings = training.start_run("my-run",
+                                                  *all_values(**{"train.max_steps": 3}))
+    assert settings["open"] is False
     assert started["name"] == "my-run" and started["preset"].train.max_steps == 3
     assert update["value"] == "my-run-20250101-120000" and "my-run" in notice
 

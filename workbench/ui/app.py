@@ -24,10 +24,11 @@ from workbench.ui.i18n import field_keys, m, t
 from workbench.ui.tabs import chat, dataset, lora, merge, quantization, training
 
 DEFAULT_PRESET = "cpu-demo"
+OPEN_SETTINGS_JS = "() => { document.querySelector('footer button.settings')?.click(); }"
 CSS = """
 .wb-header h1 {margin-bottom: 0}
 .wb-header p {margin-top: 2px; color: var(--body-text-color-subdued)}
-.wb-hint {text-align: right; color: var(--body-text-color-subdued); font-size: 0.85em}
+.wb-header {align-items: flex-start}
 .wb-progress {padding: 10px 12px; border: 1px solid var(--border-color-primary);
   border-radius: var(--radius-lg); background: var(--block-background-fill)}
 .wb-progress-head {margin-bottom: 8px}
@@ -108,7 +109,11 @@ def build_app() -> gr.Blocks:
         gr.api(guard(api_presets), api_name="presets", concurrency_limit=None)
         with gr.Row(elem_classes=["wb-header"]):
             gr.Markdown(f"# {m('app.title')}\n{m('app.tagline')}", scale=4)
-            gr.Markdown(m("app.language_hint"), elem_classes=["wb-hint"], scale=1)
+            language = gr.Button(t("app.language"), size="sm", scale=0, min_width=150,
+                                 elem_id="language-button")
+        # Gradio keeps the page language (browser default) in its Settings panel; the
+        # button opens it, so the switch is one click away at the top of the page
+        language.click(None, js=OPEN_SETTINGS_JS)
         bar = _build_preset_bar(initial_name)
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab(t("tab.dataset"), id="dataset", elem_id="tab-dataset") as tab_data:

@@ -81,8 +81,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "app.tagline": {"en": "Fine-tune a language model on your own data, then compare it "
                           "with the original, side by side.",
                     "zh": "用你自己的数据微调语言模型，再把它和原模型并排比较。"},
-    "app.language_hint": {"en": "Language: Settings (bottom of the page).",
-                          "zh": "语言：页面底部的「设置」。"},
+    "app.language": {"en": "Language · 语言", "zh": "语言 · Language"},
     # tabs: the English names are fixed (users and the browser test rely on them)
     "tab.dataset": {"en": "Dataset", "zh": "数据集 Dataset"},
     "tab.quantization": {"en": "Quantization", "zh": "量化 Quantization"},
@@ -135,7 +134,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "quant.result": {"en": "Measured footprint", "zh": "实测占用"},
     "quant.measured": {"en": "Loaded this way", "zh": "按此方式加载"},
     "quant.unquantized": {"en": "Unquantised (16-bit)", "zh": "未量化（16 位）"},
-    "quant.saving": {"en": "of the 16-bit size", "zh": "相当于 16 位大小的"},
+    "quant.saving": {"en": "vs 16-bit:", "zh": "相对 16 位："},
     "quant.took": {"en": "load time", "zh": "加载耗时"},
     "quant.not_measured": {"en": "Press “Load and measure” to load the model with these "
                                  "settings and see its memory footprint.",

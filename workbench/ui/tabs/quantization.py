@@ -83,11 +83,10 @@ def measure(name, trust, mode, double_quant, compute_dtype, int8_threshold) -> s
 def measure_markdown(mode: str, measured: int, full16: int, seconds: float) -> str:
     share = f"{100 * measured / full16:.0f}%" if full16 else "–"
     return (f"**{m('quant.result')}** (`{mode}`)\n\n"
-            f"| | |\n|---|---|\n"
-            f"| {m('quant.measured')} | **{fmt_bytes(measured)}** ({share} "
-            f"{m('quant.saving')}) |\n"
-            f"| {m('quant.unquantized')} | {fmt_bytes(full16)} |\n"
-            f"| {m('quant.took')} | {seconds:.1f} s |")
+            f"- {m('quant.measured')}: **{fmt_bytes(measured)}** ({m('quant.saving')} "
+            f"{share})\n"
+            f"- {m('quant.unquantized')}: {fmt_bytes(full16)}\n"
+            f"- {m('quant.took')}: {seconds:.1f} s")
 
 
 def fmt_bytes(n) -> str:

@@ -24,7 +24,7 @@ from workbench.ui.i18n import m, t
 
 POLL_SECONDS = 2.0
 RUNS_SHOWN = 12
-LOG_LINES = 30
+LOG_LINES = 20
 STATE_CLASS = {"running": "run", "completed": "ok", "failed": "bad", "stopped": "stop"}
 
 # the train.* fields in rows of four, most used first
@@ -37,6 +37,7 @@ LAYOUT = [["train.epochs", "train.max_steps", "train.learning_rate", "train.lr_s
 
 @dataclass
 class TrainingTab:
+    settings: gr.Accordion
     run_name: gr.Textbox
     start: gr.Button
     stop: gr.Button
@@ -58,7 +59,7 @@ class TrainingTab:
 
 
 def build(ctx) -> TrainingTab:
-    with gr.Accordion(t("train.settings"), open=True):
+    with gr.Accordion(t("train.settings"), open=True) as settings:
         fields = {}
         for row in LAYOUT:
             with gr.Row():
@@ -74,14 +75,17 @@ def build(ctx) -> TrainingTab:
     notice = gr.Markdown(elem_id="train-notice")
     progress = gr.HTML(elem_id="train-progress")
     with gr.Row(equal_height=True):
-        loss_plot = gr.LinePlot(empty_loss(), x="step", y="value", color="series",
+        # None, not an empty frame, until there are points: Gradio 6.31 never draws the
+        # colour series of a plot that started from an empty DataFrame
+        loss_plot = gr.LinePlot(None, x="step", y="value", color="series",
                                 label=t("train.loss_plot"), x_title="step", y_title="loss",
                                 height=260, elem_id="train-loss-plot")
-        lr_plot = gr.LinePlot(empty_lr(), x="step", y="learning_rate",
+        lr_plot = gr.LinePlot(None, x="step", y="learning_rate",
                               label=t("train.lr_plot"), x_title="step", y_title="lr",
                               y_axis_format=".1e", height=260, elem_id="train-lr-plot")
-    log = gr.Textbox(label=t("train.log"), lines=8, max_lines=8, interactive=False,
-                     autoscroll=True, elem_id="train-log", elem_classes=["wb-log"])
+    log = gr.Textbox(label=t("train.log"), lines=8, max_lines=LOG_LINES + 10,
+                     interactive=False, autoscroll=True, elem_id="train-log",
+                     elem_classes=["wb-log"])
     with gr.Row(elem_classes=["wb-actions"]):
         run = gr.Dropdown(label=t("train.run"), choices=[], scale=3, elem_id="train-run")
         resume = gr.Button(t("train.resume"), scale=1, interactive=False,
@@ -89,8 +93,8 @@ def build(ctx) -> TrainingTab:
     runs_table = gr.Markdown(elem_id="train-runs")
     timer = gr.Timer(POLL_SECONDS)
     shown = gr.State(None)
-    tab = TrainingTab(run_name, start, stop, resume, run, notice, progress, loss_plot,
-                      lr_plot, log, runs_table, timer, shown)
+    tab = TrainingTab(settings, run_name, start, stop, resume, run, notice, progress,
+                      loss_plot, lr_plot, log, runs_table, timer, shown)
 
     # polling and picking a run only read the run folders: cheap, no queue limit
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
@@ -104,7 +108,7 @@ def build(ctx) -> TrainingTab:
 def wire(ctx, tab: TrainingTab, demo: gr.Blocks) -> None:
     """Start needs every tab's widgets; page load attaches to the running job."""
     tab.start.click(widgets.guard(start_run), [tab.run_name, *ctx.field_list()],
-                    [tab.run, tab.notice], api_visibility="private")
+                    [tab.run, tab.notice, tab.settings], api_visibility="private")
     demo.load(view, [gr.State(None), gr.State(None)], tab.view_outputs,
               api_visibility="private", concurrency_limit=None, show_progress="hidden")
 
@@ -119,7 +123,8 @@ def start_run(run_name, *values):
     chat.release()  # the chat model would compete with training for memory
     run = jobs.start(preset, name)
     return (gr.update(choices=shared.run_names(), value=run.name),
-            f"✓ {m('train.started')}: **{html.escape(run.name)}**")
+            f"✓ {m('train.started')}: **{html.escape(run.name)}**",
+            gr.update(open=False))  # make room for the progress, plots and log
 
 
 def stop_run(selected):
@@ -225,27 +230,18 @@ def _seconds_since(iso: str | None) -> float | None:
     return max(0.0, (datetime.now(start.tzinfo) - start).total_seconds())
 
 
-def empty_loss() -> pd.DataFrame:
-    return pd.DataFrame({"step": pd.Series(dtype="int64"), "value": pd.Series(dtype="float"),
-                         "series": pd.Series(dtype="str")})
-
-
-def empty_lr() -> pd.DataFrame:
-    return pd.DataFrame({"step": pd.Series(dtype="int64"),
-                         "learning_rate": pd.Series(dtype="float")})
-
-
-def loss_frame(records: list[dict]) -> pd.DataFrame:
+def loss_frame(records: list[dict]) -> pd.DataFrame | None:
+    """Training and eval loss as one long table, one colour per series."""
     rows = [{"step": r["step"], "value": r[k], "series": k}
             for r in records for k in ("loss", "eval_loss")
             if isinstance(r.get(k), (int, float)) and "step" in r]
-    return pd.DataFrame(rows) if rows else empty_loss()
+    return pd.DataFrame(rows) if rows else None
 
 
-def lr_frame(records: list[dict]) -> pd.DataFrame:
+def lr_frame(records: list[dict]) -> pd.DataFrame | None:
     rows = [{"step": r["step"], "learning_rate": r["learning_rate"]} for r in records
             if isinstance(r.get("learning_rate"), (int, float)) and "step" in r]
-    return pd.DataFrame(rows) if rows else empty_lr()
+    return pd.DataFrame(rows) if rows else None
 
 
 def runs_markdown(all_runs: list[dict]) -> str:
