@@ -67,6 +67,7 @@ FUSED_TILE_EXTRA = {"cpu": 30, "cuda": 0}  # bytes per tile element beside the t
                                  # the torch fallback (no Triton) makes ~7 fp32 tile temporaries
                                  # in backward (measured 29-30 B on CPU); the Triton kernel none
 
+
 @dataclass(frozen=True)
 class ModelShape:
     """A LLaMA-style decoder (RMSNorm, SwiGLU MLP, grouped-query attention)."""
@@ -80,9 +81,7 @@ class ModelShape:
     tied: bool = False
     head_dim: int | None = None
 
-    @property
-    def hd(self) -> int:
-        return self.head_dim or self.hidden // self.heads
+    hd = property(lambda self: self.head_dim or self.hidden // self.heads)
 
     def linears(self) -> list[tuple[str, int, int]]:
         """(name, in_features, out_features) of one layer's linear modules."""
@@ -100,9 +99,7 @@ class ModelShape:
         return (self.vocab * self.hidden * (1 if self.tied else 2)
                 + self.hidden * (2 * self.layers + 1))
 
-    @property
-    def params(self) -> int:
-        return self.linear_params + self.other_params
+    params = property(lambda self: self.linear_params + self.other_params)
 
     @classmethod
     def from_config(cls, config, name: str | None = None) -> "ModelShape":
@@ -344,10 +341,6 @@ def _cuda():
     return torch if torch.cuda.is_available() else None
 
 
-def _default_device() -> str:
-    return "cuda" if _cuda() else "cpu"
-
-
 def estimate_for_preset(preset, shape=None, method: str | None = None, *,
                         seq_len: int | None = None, device: str | None = None) -> Estimate:
     """The estimate for a Preset (or preset name). seq_len: the real padded length of a
@@ -369,7 +362,7 @@ def estimate_for_preset(preset, shape=None, method: str | None = None, *,
                     gradient_checkpointing=t.gradient_checkpointing, optimizer=t.optimizer,
                     quant_type=q.mode if q.mode in ("nf4", "fp4") else "nf4",
                     double_quant=q.double_quant, compute_dtype=q.compute_dtype,
-                    device=device or _default_device())
+                    device=device or ("cuda" if _cuda() else "cpu"))
 
 
 def device_memory() -> tuple[str, int, int]:
