@@ -26,8 +26,8 @@ from pathlib import Path
 from workbench.errors import WorkbenchError
 
 # modules that add their own subcommands through register_cli(subparsers)
-PLUGINS = ["workbench.ui", "workbench.data", "workbench.memory", "workbench.quant",
-           "workbench.export", "workbench.adapter"]
+PLUGINS = ["workbench.ui", "workbench.data", "workbench.memory", "workbench.dryrun",
+           "workbench.quant", "workbench.export", "workbench.adapter"]
 
 
 def _print_json(obj) -> None:

@@ -1,0 +1,165 @@
+"""Dry run: train K steps on the real data and settings, measure, keep nothing.
+
+    python launch.py dryrun cpu-demo [--steps 5] [--json]
+
+It answers "how long will this take and will it fit?" before a user commits to a run:
+seconds per step, tokens per second, peak memory (RSS growth over the process baseline
+on a CPU, `torch.cuda.max_memory_allocated` on a GPU) and the ETA for the whole run, next
+to the memory estimate. It runs the same training code as a real run, in a scratch
+folder under WORKBENCH_HOME/tmp/ that is deleted afterwards, so it never shows up as a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from workbench import paths, runs
+from workbench.config import Preset
+from workbench.errors import WorkbenchError
+
+
+def rss_bytes() -> int:
+    import psutil
+    return psutil.Process().memory_info().rss
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def full_run_steps(preset: Preset, n_train: int) -> int:
+    """Optimizer steps of the whole run, as transformers' Trainer counts them."""
+    t = preset.train
+    if t.max_steps > 0:
+        return t.max_steps
+    batches = math.ceil(n_train / t.batch_size)
+    per_epoch = max(batches // t.grad_accum, 1)
+    return math.ceil(t.epochs * per_epoch)
+
+
+def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
+    """Train `steps` steps of `preset` in a scratch folder and report what was measured."""
+    import torch
+
+    from workbench import train
+    from workbench.presets import to_yaml
+    say = progress or (lambda msg: None)
+    if steps < 2:
+        raise WorkbenchError("dryrun: --steps must be at least 2 (the first step warms up)")
+    baseline = rss_bytes()
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    scratch_root = paths.home() / "tmp"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="dryrun-", dir=scratch_root))
+    try:
+        probe = preset.with_overrides({
+            "train.max_steps": steps, "train.logging_steps": 1,
+            "train.save_steps": 10 ** 5, "train.eval_steps": 10 ** 5})
+        (scratch / "preset.yaml").write_text(to_yaml(probe), encoding="utf-8")
+        runs.write_status(scratch, state="running", pid=os.getpid(), step=0)
+        say(f"training {steps} steps to measure")
+        t0 = time.monotonic()
+        trainer = train.build_trainer(probe, scratch, t0, log=say)
+        n_train = len(trainer.train_dataset)
+        load_s = time.monotonic() - t0
+        step_times: list[float] = []
+        tokens: list[float] = []
+
+        from transformers import TrainerCallback
+
+        class Timer(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):
+                self.t = time.monotonic()
+
+            def on_step_end(self, args, state, control, **kw):
+                step_times.append(time.monotonic() - self.t)
+
+            def on_log(self, args, state, control, logs=None, **kw):
+                if logs and "num_tokens" in logs:
+                    tokens.append(float(logs["num_tokens"]))
+
+        trainer.add_callback(Timer())
+        trainer.train()
+    except WorkbenchError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - one readable line, as for real runs
+        if train._is_oom(exc):
+            raise WorkbenchError(train.oom_advice(preset)) from None
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    # the first step pays for warm-up (allocations, kernel selection): leave it out
+    timed = step_times[1:] or step_times
+    per_step = sorted(timed)[len(timed) // 2]
+    tok_per_step = (tokens[-1] / len(step_times)) if tokens else None
+    total = full_run_steps(preset, n_train)
+    if cuda:
+        peak = torch.cuda.max_memory_allocated()
+        peak_kind = "cuda max_memory_allocated"
+    else:
+        peak = peak_rss_bytes() - baseline
+        peak_kind = "peak RSS growth over the process baseline"
+    result = {
+        "steps": len(step_times), "seconds_per_step": round(per_step, 3),
+        "tokens_per_second": round(tok_per_step / per_step, 1) if tok_per_step else None,
+        "tokens_per_step": round(tok_per_step, 1) if tok_per_step else None,
+        "load_seconds": round(load_s, 1), "peak_bytes": int(peak), "peak_kind": peak_kind,
+        "device": "cuda" if cuda else "cpu", "full_run_steps": total,
+        "eta_seconds": round(per_step * total + load_s, 1), "train_examples": n_train,
+    }
+    result["estimate"] = _estimate(preset)
+    return result
+
+
+def _estimate(preset: Preset) -> dict | None:
+    try:
+        from workbench import memory
+        return memory.estimate_for_preset(preset).to_dict()
+    except Exception as exc:  # noqa: BLE001 - the measurement stands without the estimate
+        return {"error": str(exc)}
+
+
+def _fmt_bytes(n) -> str:
+    return f"{n / 2**20:,.0f} MiB" if n is not None else "?"
+
+
+def cmd_dryrun(args) -> int:
+    from workbench import presets
+    preset = presets.load(args.preset, args.set)
+    res = dry_run(preset, args.steps, progress=lambda m: print(m, flush=True))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(res, indent=1), encoding="utf-8")
+    if args.json:
+        print(json.dumps(res, indent=1))
+        return 0
+    est = res.get("estimate") or {}
+    print(f"\ndry run of {args.preset} on {res['device']} ({res['steps']} steps):\n"
+          f"  seconds per step   {res['seconds_per_step']}\n"
+          f"  tokens per second  {res['tokens_per_second']}\n"
+          f"  peak memory        {_fmt_bytes(res['peak_bytes'])} ({res['peak_kind']})\n"
+          f"  estimate           {_fmt_bytes(est.get('total_bytes'))}\n"
+          f"  whole run          {res['full_run_steps']} steps, about "
+          f"{res['eta_seconds'] / 60:.1f} min")
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    p = subparsers.add_parser("dryrun", help="train a few steps to measure speed and memory "
+                              "(nothing is kept)")
+    p.add_argument("preset")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--json-out", help=argparse.SUPPRESS)  # the app's job reads this file
+    p.set_defaults(func=cmd_dryrun)
