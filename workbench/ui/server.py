@@ -9,6 +9,7 @@ only from WORKBENCH_HOME (where Gradio's own temp files go too) and its own asse
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -60,6 +61,24 @@ def prepare_environment(home: str | None) -> str:
     return str(root)
 
 
+@contextlib.contextmanager
+def _fastapi_app_built_once():
+    """gr.Blocks builds its FastAPI app in __init__ (via queue()) and again in __exit__,
+    and launch() builds the one it serves: ~0.4 s of CPU each. While the page is built,
+    skip the first two; launch() builds the real one as usual."""
+    try:
+        from gradio import routes
+        original = routes.App.__dict__["create_app"]
+    except (ImportError, KeyError):
+        yield
+        return
+    routes.App.create_app = staticmethod(lambda *args, **kwargs: None)
+    try:
+        yield
+    finally:
+        routes.App.create_app = original
+
+
 def skip_gradio_stub_generation() -> None:
     """Gradio (6.31) regenerates the .pyi type stub of every component class, by parsing
     its source, each time it is imported: a development aid that writes into
@@ -107,7 +126,8 @@ def run_app(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, auth=None,
     """Build and serve the app; print its URL. block=False returns (demo, url) for tests."""
     root = prepare_environment(home)
     from workbench.ui.app import build_app
-    demo = build_app()
+    with _fastapi_app_built_once():
+        demo = build_app()
     # no demo.queue(): the default queue (one at a time per event) is what we want, and
     # each queue() call rebuilds the FastAPI app (~0.5 s of start-up)
     try:
