@@ -53,3 +53,470 @@ def bnb_config(quant_cfg):
             bnb_4bit_use_double_quant=bool(_get(quant_cfg, "double_quant", True)),
             bnb_4bit_compute_dtype=compute)
     raise PresetError(f"quantization.mode: {mode!r} is not one of none, int8, nf4, fp4")
+
+
+# == Quantisation quality: what NF4, FP4 and int8 cost on a model and its data (issue 5) ==
+#
+#   >>> r = compare("cpu-demo")                       # a preset, a Preset or a model folder
+#   >>> r["table"]       # per variant: bits/param, footprint, load/quantise s, errors, ppl
+#   >>> r["layers"]      # per linear weight: layer, module, {variant: relative error}
+#   >>> r["nf4_vs_fp4"]["verdict"]
+#   python launch.py quant compare cpu-demo [--json] [--no-perplexity] [--max-tokens N]
+#
+# Weight errors come from bitsandbytes' own quantise/dequantise functions applied to each
+# linear weight of the unquantised checkpoint, one tensor at a time, in the dtype the loader
+# casts to first: the same calls Linear4bit/Linear8bitLt make while loading, so the errors
+# equal those of the loaded model's weights (tests/tiny/test_quant_quality.py checks it)
+# without loading six models. Perplexity needs the real thing: each variant is loaded through
+# models.load_model, as training and chat load it.
+
+VARIANTS = {"none": ("none", False), "int8": ("int8", False), "nf4": ("nf4", False),
+            "nf4-dq": ("nf4", True), "fp4": ("fp4", False), "fp4-dq": ("fp4", True)}
+DEFAULT_VARIANTS = tuple(VARIANTS)
+BLOCKSIZE = 64        # transformers' BitsAndBytesConfig default, as in the QLoRA paper
+NESTED_BLOCKSIZE = 256  # double quant: 8-bit constants in blocks of 256, one fp32 per block
+DEFAULT_MAX_TOKENS = 1024
+SAMPLE_TEXT = (
+    "The river town woke slowly. Fishing boats came back before sunrise, and the market "
+    "filled with baskets of silver fish, bread still warm from the ovens, and the voices of "
+    "traders calling out their prices. Children ran between the stalls while their parents "
+    "argued about the weather, the harvest and the new bridge that the council had promised "
+    "for years. By noon the square was quiet again; the shopkeepers closed their shutters, "
+    "and the old clock on the church tower struck twelve, as it had every day for two "
+    "hundred years. In the afternoon a light rain began to fall, and the town went on with "
+    "its work: letters were written, bread was baked for the evening, and the ferry carried "
+    "travellers across the wide brown water to the villages on the other side.")
+
+
+def variant_bits(variant: str, dtype="bfloat16", in_features: float | None = None) -> float:
+    """Nominal storage bits per linear weight: 4 + 32/64 = 4.5 for 4-bit (one fp32 absmax per
+    64 weights); 4 + 8/64 + 32/(64*256) ~ 4.127 with double quant; 8 + 32/in_features for
+    int8 (one fp32 scale per output row); the dtype's width for none."""
+    mode, dq = _variant(variant)
+    if mode == "none":
+        return float(torch_dtype(dtype).itemsize * 8)
+    if mode == "int8":
+        return 8.0 + (32.0 / in_features if in_features else 0.0)
+    return 4 + (8 / BLOCKSIZE + 32 / (BLOCKSIZE * NESTED_BLOCKSIZE) if dq else 32 / BLOCKSIZE)
+
+
+def _variant(name: str) -> tuple[str, bool]:
+    if name not in VARIANTS:
+        raise PresetError(f"quant compare: unknown variant {name!r} (known: "
+                          f"{', '.join(VARIANTS)})")
+    return VARIANTS[name]
+
+
+def _source(preset_or_model):
+    """(Preset, label, has_data): a Preset as is, a model (folder, .gguf, embedded:, Hub id)
+    with the default Preset and no dataset, else a preset name or YAML path."""
+    from pathlib import Path
+
+    from workbench import presets
+    from workbench.config import Preset
+    if isinstance(preset_or_model, Preset):
+        return preset_or_model, "preset", True
+    text = str(preset_or_model)
+    p = Path(text).expanduser()
+    if text.startswith("embedded:") or (p.is_dir() and (p / "config.json").is_file()) or (
+            p.is_file() and p.suffix.lower() == ".gguf"):
+        return Preset().with_overrides({"model.name_or_path": text}), text, False
+    return presets.load(text), text, True
+
+
+def _linear_names(path, trust: bool) -> tuple[list[str], int, int]:
+    """(names, other params, buffer bytes): the modules transformers replaces with bnb
+    layers, i.e. every nn.Linear except those it keeps in 16-bit (output embeddings, tied
+    weights, the last module), found on a weightless meta-device copy of the model."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust)
+    with torch.device("meta"):
+        meta = AutoModelForCausalLM.from_config(config, trust_remote_code=trust)
+    try:
+        from transformers.quantizers.base import get_keys_to_not_convert
+        skip = set(get_keys_to_not_convert(meta))
+    except Exception:  # older/newer transformers: keep at least the output embeddings out
+        out = meta.get_output_embeddings()
+        skip = {n for n, m in meta.named_modules() if m is out}
+    names = [n for n, m in meta.named_modules() if isinstance(m, torch.nn.Linear)
+             and not any(n == s or n.endswith("." + s) or s.endswith("." + n) for s in skip)]
+    other = sum(p.numel() for n, p in meta.named_parameters()
+                if n.removesuffix(".weight") not in names)
+    buffers = sum(b.numel() * b.element_size() for b in meta.buffers())
+    return names, other, buffers
+
+
+def _roundtrip(w32, mode: str, dq: bool, dt, dev):
+    """(dequantised weight, seconds spent quantising, packed bytes, constants bytes)."""
+    import time
+
+    import torch
+    w = w32.to(device=dev, dtype=dt)
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    t0 = time.perf_counter()
+    if mode == "none":
+        return w, time.perf_counter() - t0, w.numel() * w.element_size(), 0
+    import bitsandbytes.functional as F
+    if mode == "int8":  # what Int8Params._quantize stores: fp16 cast, row-wise absmax int8
+        cb, scb, _ = F.int8_vectorwise_quant(w.to(torch.float16))
+        sync()
+        seconds = time.perf_counter() - t0
+        return F.int8_vectorwise_dequant(cb, scb), seconds, cb.numel(), scb.numel() * 4
+    q, state = F.quantize_4bit(w, blocksize=BLOCKSIZE, quant_type=mode, compress_statistics=dq)
+    sync()
+    seconds = time.perf_counter() - t0
+    consts = [state.absmax, state.code]
+    if state.nested:
+        consts += [state.state2.absmax, state.state2.code, state.offset]
+    return (F.dequantize_4bit(q, state), seconds, q.numel() * q.element_size(),
+            sum(t.numel() * t.element_size() for t in consts))
+
+
+def weight_errors(model_path, variants=DEFAULT_VARIANTS, *, dtype="bfloat16", trust=False,
+                  device=None, progress=None) -> dict:
+    """Per linear weight, ||W - deq(q(W))|| / ||W|| for each variant, W being the checkpoint's
+    weight (float32 from the embedded import); plus per variant the seconds spent quantising
+    (no cache involved) and the bytes the quantised weights and their constants take."""
+    import re
+
+    import torch
+    from safetensors import safe_open
+
+    from workbench import models
+    path = models.resolve(str(model_path))
+    dt, dev = torch_dtype(dtype), device or models.device()
+    names, other_params, buffer_bytes = _linear_names(path, trust)
+    where = {}
+    for f in sorted(path.glob("*.safetensors")):
+        with safe_open(f, "pt") as st:
+            where.update({k: f for k in st.keys()})
+    stats = {v: {"seconds": 0.0, "packed": 0, "constants": 0, "params": 0, "rows": 0}
+             for v in variants}
+    for v in variants:  # first calls pay one-off setup; keep it out of the timings
+        _roundtrip(torch.randn(BLOCKSIZE, BLOCKSIZE), *_variant(v), dt, dev)
+    layers, missing = [], []
+    for i, name in enumerate(names):
+        key = name + ".weight"
+        if key not in where:
+            missing.append(key)
+            continue
+        with safe_open(where[key], "pt") as st:
+            w32 = st.get_tensor(key).to(torch.float32)
+        norm = w32.norm().item() or 1.0
+        errors = {}
+        for v in variants:
+            deq, seconds, packed, consts = _roundtrip(w32, *_variant(v), dt, dev)
+            errors[v] = (deq.float().cpu() - w32).norm().item() / norm
+            s = stats[v]
+            s["seconds"] += seconds
+            s["packed"] += packed
+            s["constants"] += consts
+            s["params"] += w32.numel()
+            s["rows"] += w32.shape[0]
+        m = re.search(r"\.(\d+)\.", name)
+        layers.append({"name": name, "layer": int(m.group(1)) if m else -1,
+                       "module": name.rsplit(".", 1)[-1], "params": w32.numel(),
+                       "errors": errors})
+        if progress:
+            progress((i + 1) / len(names), f"weight error: {name}")
+    return {"layers": layers, "stats": stats, "missing": missing, "path": str(path),
+            "other_params": other_params, "buffer_bytes": buffer_bytes}
+
+
+def eval_texts_for(preset, tokenizer, has_data: bool = True) -> tuple[list[str], str]:
+    """(texts, where they come from): the eval split of the preset's dataset rendered with
+    the chat template (all rows if the split is empty), or SAMPLE_TEXT without a dataset."""
+    from workbench import data
+    if not has_data:
+        return [SAMPLE_TEXT], "built-in sample text (no dataset)"
+    loaded = data.load(preset.data)
+    _, held = data.split(loaded.rows, preset.data.eval_fraction, preset.data.seed)
+    rows, what = (held, "eval split") if held else (loaded.rows, "all rows (eval split empty)")
+    texts = [r["text"] if "text" in r else tokenizer.apply_chat_template(
+        [{"role": m["role"], "content": m["content"]} for m in r["messages"]], tokenize=False)
+        for r in rows]
+    return texts, f"{what} of {preset.data.path} ({len(rows)} rows)"
+
+
+def token_batches(tokenizer, texts, max_tokens: int, max_length: int = 512,
+                  batch_tokens: int = 2048) -> list:
+    """Token ids of the texts, each cut at max_length, in order until max_tokens in all,
+    grouped into right-padded batches of about batch_tokens: [(input_ids, attention_mask)]."""
+    import torch
+    seqs, total = [], 0
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"][:max_length]
+        ids = ids[:max_tokens - total]
+        if len(ids) >= 2:  # one token predicts nothing
+            seqs.append(ids)
+            total += len(ids)
+        if total >= max_tokens:
+            break
+    batches, group = [], []
+    for ids in seqs + [None]:
+        width = max([len(x) for x in group] + [len(ids) if ids else 0])
+        if group and (ids is None or width * (len(group) + 1) > batch_tokens):
+            w = max(len(x) for x in group)
+            input_ids = torch.full((len(group), w), tokenizer.pad_token_id or 0)
+            mask = torch.zeros((len(group), w), dtype=torch.long)
+            for j, x in enumerate(group):
+                input_ids[j, :len(x)] = torch.tensor(x)
+                mask[j, :len(x)] = 1
+            batches.append((input_ids, mask))
+            group = []
+        if ids is not None:
+            group.append(ids)
+    return batches
+
+
+def measure_perplexity(model, batches) -> tuple[float, int]:
+    """(exp(mean next-token loss over every real token), tokens predicted)."""
+    import math
+
+    import torch
+    nll, count = 0.0, 0
+    dev = next(model.parameters()).device
+    with torch.inference_mode():
+        for input_ids, mask in batches:
+            input_ids, mask = input_ids.to(dev), mask.to(dev)
+            logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1]
+            target = input_ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+            nll += torch.nn.functional.cross_entropy(
+                logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1),
+                ignore_index=-100, reduction="sum").item()
+            count += int((target != -100).sum())
+    return (math.exp(nll / count) if count else float("nan")), count
+
+
+def _is_cached(path, quant_cfg, dtype) -> bool:
+    """Will load_model take this variant from its CPU cache of quantised weights?"""
+    from workbench import models
+    quant = bnb_config(quant_cfg)
+    if quant is None or models.device() != "cpu":
+        return False
+    try:
+        return (models._quantized_dir(path, quant, torch_dtype(dtype))
+                / models.QUANT_MARKER).is_file()
+    except Exception:
+        return False
+
+
+def compare(preset_or_model_dir, modes=DEFAULT_VARIANTS, eval_texts=None, progress=None, *,
+            perplexity: bool = True, max_tokens: int = DEFAULT_MAX_TOKENS) -> dict:
+    """Compare storing the model's linear weights as `modes` (names from VARIANTS).
+
+    Returns {"model", "dtype", "device", "eval", "table", "layers", "nf4_vs_fp4", "notes",
+    "seconds"}; see the module notes above and bench/README.md. progress(fraction, message)
+    is called as it goes. perplexity=False skips loading the variants: footprints are then
+    computed from the quantised tensors instead of measured."""
+    import gc
+    import time
+
+    from workbench import models
+    started = time.perf_counter()
+    report = progress or (lambda f, m: None)
+    modes = list(dict.fromkeys(modes))
+    for v in modes:
+        _variant(v)
+    if max_tokens < 2:
+        raise PresetError(f"quant compare: max_tokens {max_tokens} must be at least 2")
+    preset, label, has_data = _source(preset_or_model_dir)
+    q, trust = preset.quantization, preset.model.trust_remote_code
+    share = 0.3 if perplexity else 1.0  # rough split of the progress bar
+    w = weight_errors(preset.model.name_or_path, modes, dtype=q.compute_dtype, trust=trust,
+                      progress=lambda f, m: report(share * f, m))
+    notes = [f"{len(w['missing'])} linear weights not found under their module names in "
+             f"the checkpoint, left out: {w['missing'][:3]}"] if w["missing"] else []
+    rows, ev = [], {"source": None, "texts": 0, "tokens": 0}
+    batches = None
+    if perplexity:
+        tokenizer = models.load_tokenizer(preset.model.name_or_path, trust)
+        if eval_texts is None:
+            texts, ev["source"] = eval_texts_for(preset, tokenizer, has_data)
+        else:
+            texts, ev["source"] = list(eval_texts), "given texts"
+        batches = token_batches(tokenizer, texts, max_tokens, preset.train.max_length)
+        ev["texts"] = sum(len(b[0]) for b in batches)
+    dt_bytes = torch_dtype(q.compute_dtype).itemsize
+    for i, v in enumerate(modes):
+        mode, dq = _variant(v)
+        s = w["stats"][v]
+        row = {"variant": v, "mode": mode, "double_quant": dq,
+               "bits_per_param": round(variant_bits(v, q.compute_dtype, s["params"] / max(
+                   s["rows"], 1)), 4),
+               "storage_bits_per_param": round(8 * (s["packed"] + s["constants"])
+                                               / max(s["params"], 1), 4),
+               "footprint_bytes": w["other_params"] * dt_bytes + w["buffer_bytes"] + s["packed"],
+               "footprint_measured": False, "constants_bytes": s["constants"],
+               "quantize_seconds": round(s["seconds"], 3), "load_seconds": None,
+               "load_cached": None, "mean_rel_error": None, "max_rel_error": None,
+               "perplexity": None, "perplexity_change_pct": None}
+        errs = [layer["errors"][v] for layer in w["layers"]]
+        if errs:
+            row["mean_rel_error"], row["max_rel_error"] = sum(errs) / len(errs), max(errs)
+        if perplexity:
+            report(share + (1 - share) * i / len(modes), f"loading {v} and measuring perplexity")
+            qcfg = type(q)(mode=mode, double_quant=dq, compute_dtype=q.compute_dtype,
+                           int8_threshold=q.int8_threshold)
+            row["load_cached"] = _is_cached(models.resolve(preset.model.name_or_path), qcfg,
+                                            q.compute_dtype)
+            t0 = time.perf_counter()
+            model = models.load_model(preset.model, qcfg)
+            row["load_seconds"] = round(time.perf_counter() - t0, 2)
+            # measured before any forward: on AVX512-BF16 CPUs the first 4-bit forward
+            # repacks the weights into another layout
+            row["footprint_bytes"] = models.footprint_bytes(model)
+            row["footprint_measured"] = True
+            row["perplexity"], ev["tokens"] = measure_perplexity(model, batches)
+            del model
+            gc.collect()
+        rows.append(row)
+    base = next((r["perplexity"] for r in rows if r["variant"] == "none"), None)
+    for r in rows:
+        if base and r["perplexity"] is not None:
+            r["perplexity_change_pct"] = round(100 * (r["perplexity"] / base - 1), 3)
+    report(1.0, "done")
+    notes += [
+        "footprint_bytes is model.get_memory_footprint() (parameters and buffers), which "
+        "does not count the quantisation constants (constants_bytes) that bnb keeps beside "
+        "the packed weights." if perplexity else "footprint_bytes computed from the "
+        "quantised tensors (perplexity off: no variant loaded).",
+        "int8 weight error: the row-wise absmax int8 weight LLM.int8 stores (fp16 cast, "
+        "int8_vectorwise_quant). The outlier threshold acts on activations at run time "
+        "(outlier input columns multiply in 16-bit), so it changes perplexity, not this.",
+        f"none = the checkpoint's weights cast to {q.compute_dtype}, the compute dtype.",
+        "quantize_seconds: bitsandbytes quantising every linear weight on "
+        f"{models.device()}, no cache; load_seconds: models.load_model, which on a CPU "
+        "reuses a cache of quantised weights when load_cached is true."]
+    return {"model": w["path"], "source": label, "dtype": q.compute_dtype,
+            "device": models.device(), "eval": ev, "table": rows, "layers": w["layers"],
+            "nf4_vs_fp4": nf4_vs_fp4(rows, w["layers"]), "notes": notes,
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def nf4_vs_fp4(rows, layers) -> dict:
+    """Does NF4 beat FP4 here? Compared pairwise at equal double-quant setting, on mean
+    weight error, matrices where its error is lower, and perplexity (when measured)."""
+    by = {r["variant"]: r for r in rows}
+    pairs, parts = [], []
+    for suffix in ("", "-dq"):
+        n, f = by.get("nf4" + suffix), by.get("fp4" + suffix)
+        if not n or not f or n["mean_rel_error"] is None:
+            continue
+        wins = sum(layer["errors"]["nf4" + suffix] < layer["errors"]["fp4" + suffix]
+                   for layer in layers)
+        pair = {"nf4": n["variant"], "fp4": f["variant"],
+                "weight_error": [n["mean_rel_error"], f["mean_rel_error"]],
+                "nf4_lower_error": n["mean_rel_error"] < f["mean_rel_error"],
+                "matrices_nf4_lower": wins, "matrices": len(layers),
+                "perplexity": [n["perplexity"], f["perplexity"]], "nf4_lower_perplexity": None}
+        if n["perplexity"] is not None and f["perplexity"] is not None:
+            pair["nf4_lower_perplexity"] = n["perplexity"] < f["perplexity"]
+        pairs.append(pair)
+        text = (f"{pair['nf4']} vs {pair['fp4']}: mean weight error {pair['weight_error'][0]:.4f}"
+                f" vs {pair['weight_error'][1]:.4f} (NF4 lower in {wins}/{len(layers)} matrices)")
+        if pair["nf4_lower_perplexity"] is not None:
+            text += f", perplexity {n['perplexity']:.3f} vs {f['perplexity']:.3f}"
+        parts.append(text)
+    if not pairs:
+        return {"pairs": [], "nf4_beats_fp4": None, "verdict": "NF4 vs FP4: not compared "
+                "(include both nf4 and fp4 variants)"}
+    wins = [p["nf4_lower_error"] for p in pairs] + [
+        p["nf4_lower_perplexity"] for p in pairs if p["nf4_lower_perplexity"] is not None]
+    beats = all(wins) if all(wins) or not any(wins) else None
+    head = {True: "NF4 beats FP4 on this model and data",
+            False: "NF4 does not beat FP4 on this model and data",
+            None: "mixed result for NF4 vs FP4"}[beats]
+    return {"pairs": pairs, "nf4_beats_fp4": beats, "verdict": head + ": " + "; ".join(parts)}
+
+
+# -- frames for the app, and the CLI ------------------------------------------------------
+
+TABLE_COLUMNS = ["variant", "bits_per_param", "footprint_bytes", "load_seconds",
+                 "quantize_seconds", "mean_rel_error", "max_rel_error", "perplexity",
+                 "perplexity_change_pct"]
+
+
+def table_frame(result: dict):
+    """One row per variant, the columns of TABLE_COLUMNS (pandas.DataFrame)."""
+    import pandas as pd
+    return pd.DataFrame([{c: r.get(c) for c in TABLE_COLUMNS} for r in result["table"]],
+                        columns=TABLE_COLUMNS)
+
+
+def layer_errors_frame(result: dict):
+    """Long form for a line plot across layers: columns layer, module, name, variant, error;
+    one row per (linear weight, variant), in model order."""
+    import pandas as pd
+    rows = [{"layer": layer["layer"], "module": layer["module"], "name": layer["name"],
+             "variant": v, "error": e}
+            for layer in result["layers"] for v, e in layer["errors"].items()]
+    return pd.DataFrame(rows, columns=["layer", "module", "name", "variant", "error"])
+
+
+def format_table(result: dict) -> str:
+    def num(x, fmt):
+        return "-" if x is None else format(x, fmt)
+    lines = [f"model {result['model']} ({result['dtype']}, {result['device']}); "
+             f"perplexity on {result['eval']['tokens']} tokens of "
+             f"{result['eval']['source'] or '(not measured)'}", "",
+             f"{'variant':<8} {'bits/w':>6} {'footprint':>10} {'load s':>8} {'quant s':>8} "
+             f"{'mean err':>9} {'max err':>8} {'ppl':>9} {'ppl +%':>7}"]
+    for r in result["table"]:
+        load = num(r["load_seconds"], ".1f") + ("c" if r["load_cached"] else "")
+        lines.append(
+            f"{r['variant']:<8} {r['bits_per_param']:>6.3f} "
+            f"{r['footprint_bytes'] / 2**20:>8.1f}MB{'' if r['footprint_measured'] else '*'}"
+            f" {load:>8} {r['quantize_seconds']:>8.2f} {num(r['mean_rel_error'], '.5f'):>9} "
+            f"{num(r['max_rel_error'], '.4f'):>8} {num(r['perplexity'], '.3f'):>9} "
+            f"{num(r['perplexity_change_pct'], '+.2f'):>7}")
+    lines += ["", "c = loaded from the cache of quantised weights; * = computed, not measured",
+              result["nf4_vs_fp4"]["verdict"], *[f"note: {n}" for n in result["notes"]]]
+    return "\n".join(lines)
+
+
+def _cmd_compare(args) -> int:
+    import json
+    import sys
+
+    from workbench import presets
+    target = args.preset
+    if args.set:
+        target = presets.load(args.preset, args.set)
+    modes = [m.strip() for m in args.variants.split(",") if m.strip()] if args.variants \
+        else DEFAULT_VARIANTS
+    if args.max_tokens < 2:
+        raise PresetError(f"--max-tokens: {args.max_tokens} must be at least 2")
+
+    shown = set()
+
+    def progress(fraction, message):  # weight errors come per matrix: show every 10%
+        key = int(10 * fraction) if message.startswith("weight error") else message
+        if not args.quiet and key not in shown:
+            shown.add(key)
+            print(f"[{100 * fraction:3.0f}%] {message}", file=sys.stderr, flush=True)
+    result = compare(target, modes, progress=progress, perplexity=not args.no_perplexity,
+                     max_tokens=args.max_tokens)
+    print(json.dumps(result, indent=1, default=str) if args.json else format_table(result))
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    p = subparsers.add_parser("quant", help="compare quantisations of a model (quality, "
+                              "size, speed)")
+    sub = p.add_subparsers(dest="quant_command", required=True)
+    c = sub.add_parser("compare", help="none / int8 / nf4 / fp4 (with and without double "
+                       "quant): footprint, load time, per-layer weight error, perplexity")
+    c.add_argument("preset", help="preset name or YAML path, or a model folder, .gguf file "
+                   "or embedded:NAME (then perplexity uses a sample text)")
+    c.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a preset value, e.g. --set quantization.compute_dtype=float32")
+    c.add_argument("--variants", help="comma-separated subset of " + ",".join(VARIANTS))
+    c.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
+                   help=f"tokens of eval text for perplexity (default {DEFAULT_MAX_TOKENS})")
+    c.add_argument("--no-perplexity", action="store_true", help="quick: weight errors only, "
+                   "no variant loaded")
+    c.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    c.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    c.set_defaults(func=_cmd_compare)
