@@ -211,10 +211,13 @@ def click_through(app, page):
     page.wait_for_function(
         "/Step [1-9]/.test(document.querySelector('#train-progress').innerText)",
         timeout=600_000)
-    for plot in ("train-loss-plot", "train-lr-plot"):  # a drawn line, not just the axes
+    for plot in ("train-plot-loss", "train-plot-learning-rate"):  # lines, not just axes
         page.wait_for_function(
             f"document.querySelectorAll('#{plot} .mark-line path').length > 0",
             timeout=600_000)
+    page.wait_for_function(  # a few points, so the screenshot shows curves
+        "/Step [3-9]/.test(document.querySelector('#train-progress').innerText)",
+        timeout=600_000)
     shot(page, "4-training-running")
     page.wait_for_function(
         "document.querySelector('#train-progress').innerText.includes('completed') || "
@@ -223,6 +226,8 @@ def click_through(app, page):
     progress = text_of(page, "train-progress")
     assert "completed" in progress, progress
     assert f"Step {TRAIN_STEPS} / {TRAIN_STEPS}" in progress
+    page.wait_for_function(  # eval loss at steps 3 and 6: a line of its own
+        "document.querySelectorAll('#train-plot-eval-loss .mark-line path').length > 0")
     shot(page, "4-training-done")
 
     # 4. merge, verified

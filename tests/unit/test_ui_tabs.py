@@ -179,22 +179,34 @@ def test_view_shows_progress_plots_log_and_runs():
     run = make_run(name="live-20250101-120000", state="running", step=5, max_steps=20,
                    pid=os.getpid())
     out = training.view(None, None)
-    progress, loss, lr, log, table, run_dd, start, stop, resume, shown = out
+    progress, loss, evals, lr, log, table, run_dd, start, stop, resume, shown = out
     text = rendered(progress)
     assert "live-20250101-120000" in text and "Step 5 / 20" in text and "running" in text
-    assert set(loss["series"]) == {"loss", "eval_loss"} and len(lr) == 2
+    assert list(loss["loss"]) == [2.0, 1.5] and list(evals["eval_loss"]) == [1.7]
+    assert len(lr) == 2
     assert "step 10 done" in log
     assert "old-20240101-120000" in table and "failed" in rendered(table)
     assert run_dd["value"] == run.name  # attaches to the running job
     assert start["interactive"] is False and stop["interactive"] is True
     # the next poll with nothing new skips the plots (no flicker)
     again = training.view(run.name, shown)
-    assert isinstance(again[1], type(gr.skip())) and isinstance(again[3], type(gr.skip()))
+    assert all(isinstance(again[i], type(gr.skip())) for i in (1, 2, 3, 4))
 
 
 def test_view_without_runs_says_what_to_do():
     progress, *_rest, shown = training.view(None, None)
     assert "Start training" in rendered(progress)
+
+
+def test_view_survives_a_broken_runs_folder(monkeypatch):
+    from workbench import runs as core_runs
+
+    def broken():
+        raise PermissionError(f"{paths.runs_dir()}: permission denied")
+    monkeypatch.setattr(core_runs, "list_runs", broken)
+    progress, *_rest, shown = training.view(None, None)
+    assert "permission denied" in progress and str(paths.home()) not in progress
+    assert shown is None  # the next poll starts afresh
 
 
 def test_dead_process_is_shown_as_failed_and_resumable():

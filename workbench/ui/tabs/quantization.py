@@ -29,7 +29,8 @@ class QuantizationTab:
 
 
 def model_choices(current: str | None = None) -> list[str]:
-    """The embedded model, then models already imported into the cache."""
+    """The embedded model (and the preset's model, when it is another one); any local
+    folder, .gguf file or Hub id can be typed in."""
     out = [EMBEDDED_MODEL]
     if current and current not in out:
         out.append(current)

@@ -46,6 +46,7 @@ class TrainingTab:
     notice: gr.Markdown
     progress: gr.HTML
     loss_plot: gr.LinePlot
+    eval_plot: gr.LinePlot
     lr_plot: gr.LinePlot
     log: gr.Textbox
     runs_table: gr.Markdown
@@ -54,8 +55,8 @@ class TrainingTab:
 
     @property
     def view_outputs(self) -> list:
-        return [self.progress, self.loss_plot, self.lr_plot, self.log, self.runs_table,
-                self.run, self.start, self.stop, self.resume, self.shown]
+        return [self.progress, self.loss_plot, self.eval_plot, self.lr_plot, self.log,
+                self.runs_table, self.run, self.start, self.stop, self.resume, self.shown]
 
 
 def build(ctx) -> TrainingTab:
@@ -75,14 +76,15 @@ def build(ctx) -> TrainingTab:
     notice = gr.Markdown(elem_id="train-notice")
     progress = gr.HTML(elem_id="train-progress")
     with gr.Row(equal_height=True):
-        # None, not an empty frame, until there are points: Gradio 6.31 never draws the
-        # colour series of a plot that started from an empty DataFrame
-        loss_plot = gr.LinePlot(None, x="step", y="value", color="series",
-                                label=t("train.loss_plot"), x_title="step", y_title="loss",
-                                height=260, elem_id="train-loss-plot")
-        lr_plot = gr.LinePlot(None, x="step", y="learning_rate",
-                              label=t("train.lr_plot"), x_title="step", y_title="lr",
-                              y_axis_format=".1e", height=260, elem_id="train-lr-plot")
+        # one series per plot and None (not an empty frame) until there are points:
+        # Gradio 6.31 never draws a colour series that was not in a plot's first data
+        plots = {}
+        for key, label, fmt in (("loss", "series.loss", None),
+                                ("eval_loss", "series.eval_loss", None),
+                                ("learning_rate", "train.lr_plot", ".1e")):
+            plots[key] = gr.LinePlot(None, x="step", y=key, label=t(label), x_title="step",
+                                     y_title=key.replace("_", " "), y_axis_format=fmt,
+                                     height=240, elem_id=f"train-plot-{key.replace('_', '-')}")
     log = gr.Textbox(label=t("train.log"), lines=8, max_lines=LOG_LINES + 10,
                      interactive=False, autoscroll=True, elem_id="train-log",
                      elem_classes=["wb-log"])
@@ -94,7 +96,8 @@ def build(ctx) -> TrainingTab:
     timer = gr.Timer(POLL_SECONDS)
     shown = gr.State(None)
     tab = TrainingTab(settings, run_name, start, stop, resume, run, notice, progress,
-                      loss_plot, lr_plot, log, runs_table, timer, shown)
+                      plots["loss"], plots["eval_loss"], plots["learning_rate"], log,
+                      runs_table, timer, shown)
 
     # polling and picking a run only read the run folders: cheap, no queue limit
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
@@ -145,7 +148,18 @@ def resume_run(selected):
 
 def view(selected, shown):
     """Everything the tab shows about a run, read from its folder. Parts whose inputs have
-    not changed since the last poll (`shown`) are skipped, so plots do not flicker."""
+    not changed since the last poll (`shown`) are skipped, so plots do not flicker.
+    Runs every POLL_SECONDS: a failure shows in the progress box (a toast every two
+    seconds would bury the page) and the next poll tries again."""
+    try:
+        return _view(selected, shown)
+    except Exception as exc:  # noqa: BLE001 - shown in the page, polling goes on
+        widgets.log.error("reading the run folder failed", exc_info=True)
+        return [f"<div class='wb-progress wb-error'>⚠ {widgets.error_text(exc)}</div>",
+                *[gr.skip()] * 9, None]
+
+
+def _view(selected, shown):
     from workbench import runs
     all_runs = runs.list_runs()
     names = [r["name"] for r in all_runs]
@@ -175,8 +189,8 @@ def view(selected, shown):
     def changed(part):
         return shown.get(part) != keys[part]
     out = [progress if changed("progress") else gr.skip(),
-           loss_frame(records) if changed("plots") else gr.skip(),
-           lr_frame(records) if changed("plots") else gr.skip(),
+           *[series_frame(records, key) if changed("plots") else gr.skip()
+             for key in ("loss", "eval_loss", "learning_rate")],
            log_text if changed("log") else gr.skip(),
            runs_markdown(all_runs) if changed("list") else gr.skip(),
            gr.update(choices=names, value=selected) if changed("run") else gr.skip()]
@@ -230,17 +244,10 @@ def _seconds_since(iso: str | None) -> float | None:
     return max(0.0, (datetime.now(start.tzinfo) - start).total_seconds())
 
 
-def loss_frame(records: list[dict]) -> pd.DataFrame | None:
-    """Training and eval loss as one long table, one colour per series."""
-    rows = [{"step": r["step"], "value": r[k], "series": k}
-            for r in records for k in ("loss", "eval_loss")
-            if isinstance(r.get(k), (int, float)) and "step" in r]
-    return pd.DataFrame(rows) if rows else None
-
-
-def lr_frame(records: list[dict]) -> pd.DataFrame | None:
-    rows = [{"step": r["step"], "learning_rate": r["learning_rate"]} for r in records
-            if isinstance(r.get("learning_rate"), (int, float)) and "step" in r]
+def series_frame(records: list[dict], key: str) -> pd.DataFrame | None:
+    """(step, key) rows of the metrics that have `key` (loss, eval_loss, learning_rate)."""
+    rows = [{"step": r["step"], key: r[key]} for r in records
+            if isinstance(r.get(key), (int, float)) and "step" in r]
     return pd.DataFrame(rows) if rows else None
 
 
