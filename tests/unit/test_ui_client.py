@@ -74,3 +74,17 @@ def test_serves_the_page_but_no_file_outside_home(app_url):
     assert _get(app_url) == 200
     assert _get(app_url + "gradio_api/file=/etc/passwd") in (403, 404)
     assert _get(app_url + f"gradio_api/file={paths.PROJECT_ROOT / 'launch.py'}") in (403, 404)
+
+
+def test_busy_port_is_a_one_line_error(_workbench_home):
+    saved = dict(os.environ)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        try:
+            with pytest.raises(server.LaunchError, match=f"port {port} .* in use"):
+                server.run_app("127.0.0.1", port, None, None, block=False)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)

@@ -133,9 +133,9 @@ def run_app(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, auth=None,
     try:
         _, url, _ = demo.launch(prevent_thread_lock=True, **launch_kwargs(host, port, auth,
                                                                           root))
-    except OSError as exc:
-        raise LaunchError(f"cannot listen on {host}:{port} ({exc}); is another app using "
-                          "that port? Try --port 7861") from None
+    except OSError:
+        raise LaunchError(f"port {port} on {host} is in use (another app, or Workbench "
+                          f"already running?); choose another with --port {port + 1}") from None
     shown = url if host != "0.0.0.0" else f"http://<this machine's address>:{port}/"
     print(f"Workbench is running at {shown}  (Ctrl+C to stop)", flush=True)
     if not block:
