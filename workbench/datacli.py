@@ -62,8 +62,8 @@ def preset_from_args(args) -> Preset:
 def cmd_inspect(args) -> int:
     from workbench import inspect_data
     preset = preset_from_args(args)
-    info = inspect_data.inspect(preset, tokens=not args.no_tokens,
-                                progress=_Progress() if not args.json else None)
+    # progress goes to stderr, so it never mixes with --json on stdout
+    info = inspect_data.inspect(preset, tokens=not args.no_tokens, progress=_Progress())
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=1))
         return 0

@@ -65,19 +65,23 @@ def common_prefix_length(a: list[int], b: list[int]) -> int:
     return i
 
 
-def _batch_encoder(tokenizer):
-    """texts -> token id lists, as `tokenizer(texts, add_special_tokens=False)` (what
-    apply_chat_template does after rendering). A fast tokenizer's Rust backend is called
-    directly: the Python wrapper around it costs a third of the time on long files."""
+def _batch_encoder(tokenizer, special: bool):
+    """texts -> token id lists, as `tokenizer(texts, add_special_tokens=special)`: False
+    is what apply_chat_template does after rendering, True what trl does for plain text.
+    A fast tokenizer's Rust backend is called directly: the Python wrapper around it costs
+    a third of the time on long files."""
+    def slow(texts):
+        return tokenizer(texts, add_special_tokens=special)["input_ids"]
     backend = getattr(tokenizer, "_tokenizer", None)
     if not getattr(tokenizer, "is_fast", False) or not hasattr(backend, "encode_batch"):
-        return lambda texts: tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return slow
     # one call through the wrapper sets the backend as the wrapper uses it (no padding,
-    # no truncation, special tokens as the tokenizer splits them)
-    ref = tokenizer(["a <x>"], add_special_tokens=False)["input_ids"]
-    if [backend.encode_batch(["a <x>"], add_special_tokens=False)[0].ids] != ref:
-        return lambda texts: tokenizer(texts, add_special_tokens=False)["input_ids"]
-    return lambda texts: [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+    # no truncation, special tokens split as the tokenizer splits them)
+    probe = ["a <x> " + (tokenizer.eos_token or "")]
+    if [backend.encode_batch(probe, add_special_tokens=special)[0].ids] != slow(probe):
+        return slow
+    return lambda texts: [e.ids for e in backend.encode_batch(texts,
+                                                              add_special_tokens=special)]
 
 
 class _Accumulator:
@@ -127,7 +131,7 @@ class _Accumulator:
         if self.tok is None:
             tok = self._tokenizer
             self.tok = tok() if callable(tok) and not hasattr(tok, "apply_chat_template") else tok
-            self.encode = _batch_encoder(self.tok)
+            self.encode = _batch_encoder(self.tok, special="text" in rows[0])
         first = len(self.row_len)
         if "text" in rows[0]:
             self.text = True
@@ -135,7 +139,7 @@ class _Accumulator:
             # trl appends eos to plain text that does not end with it, then tokenises
             # with the tokenizer's own special tokens (a BOS where the model has one)
             texts = [r["text"] if r["text"].endswith(eos) else r["text"] + eos for r in rows]
-            for i, ids in enumerate(self.tok(texts)["input_ids"]):
+            for i, ids in enumerate(self.encode(texts)):
                 self._turn(first + i, len(ids), 0)
                 self.row_len.append(len(ids))
             return
@@ -247,19 +251,33 @@ class DataStats:
     def histogram(self, max_length: int | None = None, bins: int = 30):
         """Row lengths as a DataFrame: from, to (token range [from, to)), rows, label, and
         over_max_length (the bin starts at or past max_length). Bin edges are multiples of
-        16, so a max_length that is one falls on an edge."""
+        16, so a max_length that is one falls on an edge. The range covers the rows from
+        the shortest to 1.1 x the 99th percentile, and max_length unless it is far off;
+        a longer tail is counted in a last bin labelled "N+"."""
         import numpy as np
         import pandas as pd
         L = int(max_length or self.max_length)
         lengths = self.row_len[self.used]
-        top = int(lengths.max()) + 1 if len(lengths) else 1
-        width = MULTIPLE * max(1, math.ceil(top / (bins * MULTIPLE)))
-        edges = np.arange(0, top + width, width)
-        counts, _ = np.histogram(lengths, bins=edges)
+        if not len(lengths):
+            lengths = np.zeros(1, dtype=np.int32)
+        lo, hi, p99 = int(lengths.min()), int(lengths.max()), _nearest_rank(lengths, 0.99)
+        want = L + 1 if L <= 4 * p99 else 0
+        top = max(hi + 1, want)
+        overflow = top > max(math.ceil(1.1 * p99) + 1, want)
+        if overflow:
+            top = max(math.ceil(1.1 * p99) + 1, want)
+        width = MULTIPLE * max(1, math.ceil((top - lo) / (bins * MULTIPLE)))
+        start = (lo // width) * width
+        edges = np.arange(start, top + width, width)
+        edges = edges[: int(np.searchsorted(edges, top)) + 1]
+        counts, _ = np.histogram(np.minimum(lengths, edges[-1] - 1), bins=edges)
+        ends = edges[1:].copy()
+        labels = [f"{a}–{b - 1}" for a, b in zip(edges[:-1], edges[1:])]
+        if overflow:
+            ends[-1], labels[-1] = hi + 1, f"{edges[-2]}+"
         return pd.DataFrame({
-            "from": edges[:-1].astype(int), "to": edges[1:].astype(int),
-            "rows": counts.astype(int),
-            "label": [f"{a}–{b - 1}" for a, b in zip(edges[:-1], edges[1:])],
+            "from": edges[:-1].astype(int), "to": ends.astype(int),
+            "rows": counts.astype(int), "label": labels,
             "over_max_length": edges[:-1] >= L})
 
     def checks_frame(self, max_length: int | None = None):

@@ -253,6 +253,9 @@ def _combine(n: int, at: str, seqs: list[dict], L: int, preset: Preset, text: bo
     if len(seqs) > 1:
         notes.append(f"this conversation trains as {len(seqs)} sequences, one per answer "
                      "(earlier turns are masked context in later ones)")
+    if not combined and len(seqs) > 1:
+        notes.append("the chat template renders earlier turns differently in later "
+                     "sequences, so the view shows the last sequence only; see each one")
     dropped = sum(s["dropped"] for s in seqs)
     if dropped:
         notes.append(f"{dropped} of {len(seqs)} sequence(s) lose every trained token at "

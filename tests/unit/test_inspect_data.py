@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -19,11 +20,14 @@ from workbench.config import Preset
 from workbench.errors import DataError
 
 
+# the committed test tokenizer (tests/tiny.py's TOKENIZER_DIR; not imported from there:
+# with tests/tiny/ collected, `tests.tiny` can name that folder instead)
+TOKENIZER_DIR = Path(__file__).resolve().parents[1] / "assets" / "tiny_tokenizer"
+
+
 @pytest.fixture(scope="module")
 def tok():
     from transformers import AutoTokenizer
-
-    from tests.tiny import TOKENIZER_DIR
     return AutoTokenizer.from_pretrained(TOKENIZER_DIR)
 
 
