@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from workbench.config import DATA_FORMATS, DataCfg
+from workbench.config import DataCfg
 from workbench.datafiles import kind, read_rows, resolve_files
-from workbench.datanorm import ROLES, drop_reason, fill, has_prompt, normalise  # noqa: F401
+from workbench.datanorm import drop_reason, fill, has_prompt, normalise
 from workbench.errors import DataError
 
 # format -> (required roles, optional roles), in detection order: the first match wins.
