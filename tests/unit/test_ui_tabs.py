@@ -18,7 +18,7 @@ from workbench.ui.tabs import chat, dataset, lora, merge, quantization, training
 
 
 def make_run(name="demo-20250101-120000", state="completed", step=10, max_steps=10,
-             pid=None, metrics=None, adapter=True, log="step 10 done\n") -> Path:
+             pid=None, metrics=None, adapter=True, log="\x1b[Astep 10 done\n") -> Path:
     """A run folder as the training process leaves it."""
     run = paths.runs_dir() / name
     run.mkdir(parents=True)
@@ -184,7 +184,7 @@ def test_view_shows_progress_plots_log_and_runs():
     assert "live-20250101-120000" in text and "Step 5 / 20" in text and "running" in text
     assert list(loss["loss"]) == [2.0, 1.5] and list(evals["eval_loss"]) == [1.7]
     assert len(lr) == 2
-    assert "step 10 done" in log
+    assert "step 10 done" in log and "\x1b" not in log
     assert "old-20240101-120000" in table and "failed" in rendered(table)
     assert run_dd["value"] == run.name  # attaches to the running job
     assert start["interactive"] is False and stop["interactive"] is True

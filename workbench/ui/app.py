@@ -153,10 +153,11 @@ def _build_preset_bar(initial_name: str) -> PresetBar:
         save_name = gr.Textbox(label=t("preset.save_name"),
                                placeholder=t("preset.save_name.placeholder"), max_length=64,
                                scale=2, elem_id="preset-save-name")
-        save = gr.Button(t("preset.save"), scale=1, elem_id="preset-save")
-        reset = gr.Button(t("preset.reset"), scale=0, min_width=90, elem_id="preset-reset")
-        delete = gr.Button(t("preset.delete"), scale=0, min_width=90, variant="stop",
-                           elem_id="preset-delete")
+        save = gr.Button(t("preset.save"), size="md", scale=1, elem_id="preset-save")
+        reset = gr.Button(t("preset.reset"), size="md", scale=0, min_width=90,
+                          elem_id="preset-reset")
+        delete = gr.Button(t("preset.delete"), size="md", scale=0, min_width=90,
+                           variant="stop", elem_id="preset-delete")
     notice = gr.Markdown(elem_id="preset-notice")
     return PresetBar(choose, save_name, save, delete, reset, notice)
 

@@ -181,8 +181,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "state.completed": {"en": "completed", "zh": "已完成"},
     "state.failed": {"en": "failed", "zh": "失败"},
     "state.stopped": {"en": "stopped", "zh": "已停止"},
-    "series.loss": {"en": "training loss", "zh": "训练损失"},
-    "series.eval_loss": {"en": "eval loss", "zh": "验证损失"},
+    "series.loss": {"en": "Training loss", "zh": "训练损失"},
+    "series.eval_loss": {"en": "Eval loss", "zh": "验证损失"},
     # merge tab
     "merge.run": {"en": "Completed run", "zh": "已完成的运行"},
     "merge.button": {"en": "Merge", "zh": "合并"},

@@ -11,6 +11,7 @@ Widgets: every `train.*` Preset field.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from workbench.ui.i18n import m, t
 POLL_SECONDS = 2.0
 RUNS_SHOWN = 12
 LOG_LINES = 20
+ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # progress bars' cursor moves in the log
 STATE_CLASS = {"running": "run", "completed": "ok", "failed": "bad", "stopped": "stop"}
 
 # the train.* fields in rows of four, most used first
@@ -175,7 +177,7 @@ def _view(selected, shown):
         run = Path(info["path"])
         st = runs.status(run)
         records = runs.metrics(run)
-        log_text = widgets.clean_message(runs.log_tail(run, LOG_LINES))
+        log_text = widgets.clean_message(ANSI_RE.sub("", runs.log_tail(run, LOG_LINES)))
         progress = progress_html(selected, st, records)
     state = st.get("state")
     keys = {"progress": progress,
