@@ -27,7 +27,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = ROOT / "test-artifacts" / "ui" / "screenshots"
-TRAIN_STEPS = 6
+TRAIN_STEPS = 4
 
 pytestmark = pytest.mark.browser
 
@@ -202,7 +202,7 @@ def click_through(app, page):
     open_tab(page, "Training")
     set_number(page, "f-train-max-steps", TRAIN_STEPS)
     set_number(page, "f-train-logging-steps", 1)
-    set_number(page, "f-train-eval-steps", 3)
+    set_number(page, "f-train-eval-steps", 2)
     page.locator("#train-run-name textarea, #train-run-name input").first.fill("browser")
     page.locator("#train-start").click()
     page.wait_for_function(
@@ -216,9 +216,15 @@ def click_through(app, page):
             f"document.querySelectorAll('#{plot} .mark-line path').length > 0",
             timeout=600_000)
     page.wait_for_function(  # a few points, so the screenshot shows curves
-        "/Step [3-9]/.test(document.querySelector('#train-progress').innerText)",
+        "/Step [2-9]/.test(document.querySelector('#train-progress').innerText)",
         timeout=600_000)
     shot(page, "4-training-running")
+    # a reload (or a second tab) reattaches to the running job: the state is on disk
+    page.reload()
+    open_tab(page, "Training")
+    page.wait_for_function(
+        "document.querySelector('#train-progress').innerText.includes('browser-')")
+    assert page.locator("#train-stop").is_enabled()
     page.wait_for_function(
         "document.querySelector('#train-progress').innerText.includes('completed') || "
         "document.querySelector('#train-progress').innerText.includes('failed')",
@@ -226,7 +232,7 @@ def click_through(app, page):
     progress = text_of(page, "train-progress")
     assert "completed" in progress, progress
     assert f"Step {TRAIN_STEPS} / {TRAIN_STEPS}" in progress
-    page.wait_for_function(  # eval loss at steps 3 and 6: a line of its own
+    page.wait_for_function(  # eval loss at steps 2 and 4: a line of its own
         "document.querySelectorAll('#train-plot-eval-loss .mark-line path').length > 0")
     shot(page, "4-training-done")
 
@@ -246,7 +252,7 @@ def click_through(app, page):
     page.wait_for_function(
         "document.querySelector('#chat-run input').value.startsWith('browser-')")
     page.get_by_text("Generation settings").click()
-    set_number(page, "f-generation-max-new-tokens", 40)
+    set_number(page, "f-generation-max-new-tokens", 32)
     ask(page, "Who are you?")
     base, tuned = answers(page)
     assert base and tuned and base != tuned, (base, tuned)

@@ -70,6 +70,33 @@ def test_round_trip(app_url, monkeypatch):
     assert (paths.runs_dir() / "smoke-20250101-120000" / runs.STOP_FILE).exists()
 
 
+def test_merge_and_compare_endpoints(app_url, monkeypatch):
+    from workbench import chat, merge
+
+    run = paths.runs_dir() / "done-20250101-120000"
+    run.mkdir(parents=True)
+    (run / "preset.yaml").write_text(presets.to_yaml(presets.load("cpu-demo")), "utf-8")
+    runs.write_status(run, state="completed", pid=os.getpid(), step=3, max_steps=3)
+
+    monkeypatch.setattr(merge, "merge", lambda r: {
+        "ok": True, "max_abs_logit_diff": 1e-5, "tolerance": 0.01,
+        "path": str(run / "merged")})
+
+    class Fake:
+        def compare(self, prompt, history_base, history_tuned, gen):
+            assert gen.max_new_tokens == 16 and history_tuned == [("hi", "hello")]
+            yield "I am", ""
+            yield "I am SmolLM.", "I'm Nova."
+    monkeypatch.setattr(chat, "get_comparer", lambda r: Fake())
+
+    client = Client(app_url, verbose=False)
+    rep = client.predict(run.name, api_name="/merge")
+    assert rep["ok"] and rep["folder"] == f"runs/{run.name}/merged"  # no server path
+    job = client.submit(run.name, "Who are you?", [["hi", "hello"]], [["hi", "hello"]], 16,
+                        api_name="/compare")
+    assert list(job.result()) == ["I am SmolLM.", "I'm Nova."]
+
+
 def test_serves_the_page_but_no_file_outside_home(app_url):
     assert _get(app_url) == 200
     assert _get(app_url + "gradio_api/file=/etc/passwd") in (403, 404)

@@ -53,6 +53,7 @@ def prepare_environment(home: str | None) -> str:
     from workbench import paths
     root = paths.home()
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["GRADIO_FLAGGING_MODE"] = "never"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ["GRADIO_TEMP_DIR"] = str(root / "cache" / "gradio")
     os.environ.pop("GRADIO_SHARE", None)  # never a public link, whatever the shell says

@@ -74,14 +74,16 @@ def report_markdown(rep: dict) -> str:
 
 
 def api_merge(run: str) -> dict:
-    """Merge a run and return its verification report (output folder relative to
-    WORKBENCH_HOME)."""
+    """Merge a run and return its verification report; `folder` is the merged model's
+    folder relative to WORKBENCH_HOME. (Not `path`: gradio_client would take a result
+    key named path for a file to download.)"""
     from workbench import merge, paths
     shared.refuse_if_busy("merging")
     rep = dict(merge.merge(shared.find_run(run)))
-    if rep.get("path"):
+    path = rep.pop("path", None)
+    if path:
         try:
-            rep["path"] = str(Path(rep["path"]).relative_to(paths.home()))
+            rep["folder"] = str(Path(path).relative_to(paths.home()))
         except ValueError:
-            rep["path"] = Path(rep["path"]).name
+            rep["folder"] = Path(path).name
     return rep
