@@ -90,6 +90,16 @@ def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
                     tokens.append(float(logs["num_tokens"]))
 
         trainer.add_callback(Timer())
+        # record the padded length of every batch: activations scale with it, not with
+        # max_length, so the estimate beside the measurement uses what was really trained
+        collate, lengths = trainer.data_collator, []
+
+        def recording_collator(features):
+            batch = collate(features)
+            lengths.append(int(batch["input_ids"].shape[1]))
+            return batch
+
+        trainer.data_collator = recording_collator
         trainer.train()
     except WorkbenchError:
         raise
@@ -117,15 +127,16 @@ def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
         "load_seconds": round(load_s, 1), "peak_bytes": int(peak), "peak_kind": peak_kind,
         "device": "cuda" if cuda else "cpu", "full_run_steps": total,
         "eta_seconds": round(per_step * total + load_s, 1), "train_examples": n_train,
+        "padded_length": max(lengths) if lengths else None,
     }
-    result["estimate"] = _estimate(preset)
+    result["estimate"] = _estimate(preset, result["padded_length"], result["device"])
     return result
 
 
-def _estimate(preset: Preset) -> dict | None:
+def _estimate(preset: Preset, seq_len: int | None, device: str) -> dict | None:
     try:
         from workbench import memory
-        return memory.estimate_for_preset(preset).to_dict()
+        return memory.estimate_for_preset(preset, seq_len=seq_len, device=device).to_dict()
     except Exception as exc:  # noqa: BLE001 - the measurement stands without the estimate
         return {"error": str(exc)}
 
