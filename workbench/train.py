@@ -328,6 +328,22 @@ def _fail(run: Path, main: bool, message: str, state: str = "failed") -> dict:
                              ended_at=runs.now_iso())
 
 
+def keep_4bit_trainable(model) -> int:
+    """Stop bitsandbytes from repacking 4-bit weights for CPU inference during training.
+
+    On a CPU with AVX512-BF16, a Linear4bit that runs a forward in eval mode without
+    gradients (the trainer's evaluation) converts its weights, for good, to a packed layout
+    whose kernel has no backward: every later training step then silently drops the
+    gradient through the frozen base layers. Turning that fast path off keeps training
+    correct; chat, which only generates, still uses it. Returns the layers changed."""
+    changed = 0
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+            changed += 1
+    return changed
+
+
 def build_trainer(preset: Preset, run: Path, started: float, log):
     """The SFTTrainer for a preset: (quantised) base + LoRA config + data + callback."""
     import torch
@@ -348,6 +364,7 @@ def build_trainer(preset: Preset, run: Path, started: float, log):
     log(f"loading {preset.model.name_or_path} ({preset.quantization.mode}) on "
         f"{'cuda' if cuda else 'cpu'}")
     model = models.load_model(preset.model, preset.quantization)
+    keep_4bit_trainable(model)
     args = sft_config(preset, run / "checkpoints", has_eval=eval_ds is not None, cuda=cuda,
                       text_only="text" in train_ds.column_names)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,

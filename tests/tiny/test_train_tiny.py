@@ -138,3 +138,28 @@ def test_sigkill_reads_failed_then_resume_finishes(tiny_model_dir):
     jobs.resume(run)
     st = runs.wait_for(run, timeout=240)
     assert st["state"] == "completed" and st["step"] == 30, (st, runs.log_tail(run))
+
+
+def _lora_grads(trainer, batch):
+    model = trainer.model
+    model.train()
+    model.zero_grad()
+    model(**batch).loss.backward()
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters()
+            if p.requires_grad and p.grad is not None}
+
+
+def test_evaluation_does_not_break_4bit_gradients(tiny_model_dir):
+    """bitsandbytes repacks 4-bit weights for fast CPU inference on an eval-mode forward,
+    and that packed kernel has no backward; after an evaluation the gradients must be the
+    same as before it (they were not, before train.keep_4bit_trainable)."""
+    preset = tiny_preset(tiny_model_dir, "quantization.mode=nf4", "lora.dropout=0.0")
+    run = train.prepare_run(preset, "tiny-eval-grads")
+    trainer = train.build_trainer(preset, run, time.monotonic(), log=lambda m: None)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    before = _lora_grads(trainer, batch)
+    trainer.evaluate()
+    after = _lora_grads(trainer, batch)
+    assert before.keys() == after.keys() and before
+    for name in before:
+        assert torch.allclose(before[name], after[name], atol=1e-6), name
