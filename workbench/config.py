@@ -63,7 +63,7 @@ class DataCfg:
                             label="Placeholders", factory=dict)
     eval_fraction: float = _f(0.1, "Share of rows held out to measure eval loss (0 = none).",
                               label="Eval fraction", min=0.0, max=0.5, step=0.01)
-    max_samples: int | None = _f(None, "Use at most this many rows (empty = all).",
+    max_samples: int | None = _f(None, "Use at most this many rows (empty or 0 = all).",
                                  label="Max samples", min=1, max=10_000_000, nullable=True)
     seed: int = _f(42, "Seed for shuffling and the train/eval split.", label="Data seed",
                    min=0, max=2**31 - 1)

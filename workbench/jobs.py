@@ -34,6 +34,22 @@ def active() -> Path | None:
     return None
 
 
+def reconcile() -> list[str]:
+    """Record `failed` in status.json for runs whose process died without saying so.
+
+    Readers already report such runs as failed (pid liveness); the app calls this at
+    start-up so the files say it too. Returns the names of the runs it marked."""
+    marked = []
+    for info in runs.list_runs():
+        run = Path(info["path"])
+        raw = runs.read_json(run / "status.json")
+        if raw.get("state") == "running" and info["state"] == "failed":
+            runs.write_status(run, state="failed", error=info["error"], phase="done",
+                              ended_at=raw.get("updated_at") or runs.now_iso())
+            marked.append(run.name)
+    return marked
+
+
 def _refuse_if_busy() -> None:
     busy = active()
     if busy is not None:

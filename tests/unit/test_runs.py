@@ -113,3 +113,16 @@ def test_stop_request_and_wrong_state():
     runs.write_status(run, state="completed")
     with pytest.raises(RunError, match="completed, not running"):
         jobs.stop(run)
+
+
+def test_reconcile_writes_failed_for_dead_processes():
+    from workbench import jobs
+    run = prepare_run(Preset(), "dead")
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    runs.write_status(run, pid=proc.pid)
+    alive = prepare_run(Preset(), "alive")  # our own pid: still running
+    assert jobs.reconcile() == [run.name]
+    raw = json.loads((run / "status.json").read_text())
+    assert raw["state"] == "failed" and raw["ended_at"]
+    assert json.loads((alive / "status.json").read_text())["state"] == "running"

@@ -126,6 +126,9 @@ def run_app(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, auth=None,
             home: str | None = None, *, block: bool = True):
     """Build and serve the app; print its URL. block=False returns (demo, url) for tests."""
     root = prepare_environment(home)
+    from workbench import jobs
+    for name in jobs.reconcile():  # a job that died while the app was down
+        print(f"note: run {name} had stopped without saying so; marked failed", flush=True)
     from workbench.ui.app import build_app
     with _fastapi_app_built_once():
         demo = build_app()
