@@ -62,6 +62,7 @@ def test_round_trip_f16_exact_and_q8_0_close(smol_report):
     assert f16["max_abs_diff_same_rounding"] < 1e-5  # the file holds exactly those weights
     q8 = smol_report["checks"]["q8_0"]["round_trip"]
     assert q8["argmax_agreement"] >= 0.95
+    assert q8["max_abs_diff_same_rounding"] < 1e-5  # exactly the Q8_0 blocks expected
     for qtype in ("f16", "q8_0"):
         assert smol_report["checks"][qtype]["layout"]["max_rel_error"] < 0.05
     assert smol_report["reference"]["applied"] is False  # shapes differ from SmolLM2's
