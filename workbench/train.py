@@ -370,8 +370,11 @@ def build_trainer(preset: Preset, run: Path, started: float, log):
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tokenizer, peft_config=lora_config(preset),
                          callbacks=[make_callback(run, started)])
+    # counted from shapes: PEFT's count on a 4-bit base sees packed weights (2 per byte)
+    from workbench import lora
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in trainer.model.parameters())
+    total = lora.model_info(preset.model.name_or_path,
+                            preset.model.trust_remote_code)["total"] + trainable
     log(f"LoRA r={preset.lora.r}: {trainable:,} trainable parameters "
         f"({100 * trainable / max(total, 1):.2f}% of {total:,})")
     return trainer

@@ -9,11 +9,11 @@ LoRA (r x (in + out) per adapted layer), plus DoRA's magnitude vector and traine
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import gradio as gr
 
+from workbench import lora as core_lora
 from workbench.errors import PresetError
 from workbench.ui import widgets
 from workbench.ui.i18n import m, t
@@ -52,43 +52,15 @@ def wire(ctx, tab: LoraTab, lora_tab_item: gr.Tab) -> None:
           concurrency_limit=1, show_progress="minimal", trigger_mode="always_last")
 
 
-@functools.lru_cache(maxsize=4)
 def model_info(name_or_path: str, trust_remote_code: bool = False) -> dict:
-    """Linear layers (leaf name, in, out, has bias) and parameter counts of a model,
-    read from its config on the meta device."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from workbench import models
-    path = models.resolve(name_or_path)
-    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
-    output = model.get_output_embeddings()
-    linears = [(q.rsplit(".", 1)[-1], mod.in_features, mod.out_features, mod.bias is not None)
-               for q, mod in model.named_modules()
-               if isinstance(mod, torch.nn.Linear) and mod is not output]
-    return {"names": models.linear_module_names(model),
-            "linears": [lin for lin in linears if lin[0] != "lm_head"],
-            "total": sum(p.numel() for p in model.parameters()),
-            "bias_total": sum(p.numel() for n, p in model.named_parameters()
-                              if n.endswith(".bias"))}
+    return core_lora.model_info(name_or_path, trust_remote_code)
 
 
 def trainable_params(info: dict, r: int, targets, bias: str = "none",
                      use_dora: bool = False) -> tuple[int, int, list[str]]:
     """(trainable, total with the adapters, target names not in this model)."""
-    chosen = widgets.from_target_list(targets)
-    names = set(info["names"]) if chosen == widgets.ALL_LINEAR else set(chosen)
-    lora = bias_n = 0
-    for leaf, fan_in, fan_out, has_bias in info["linears"]:
-        if leaf in names:
-            lora += int(r) * (fan_in + fan_out) + (fan_out if use_dora else 0)
-            bias_n += fan_out if (has_bias and bias == "lora_only") else 0
-    if bias == "all":
-        bias_n = info["bias_total"]
-    missing = sorted(names - set(info["names"]))
-    return lora + bias_n, info["total"] + lora, missing
+    return core_lora.trainable_params(info, r, widgets.from_target_list(targets), bias,
+                                      use_dora)
 
 
 def count_and_discover(name, trust, r, targets, bias, use_dora):
