@@ -224,69 +224,93 @@ def weight_errors(model_path, variants=DEFAULT_VARIANTS, *, dtype="bfloat16", tr
             "other_params": other_params, "buffer_bytes": buffer_bytes}
 
 
-def eval_texts_for(preset, tokenizer, has_data: bool = True) -> tuple[list[str], str]:
-    """(texts, where they come from): the eval split of the preset's dataset rendered with
-    the chat template (all rows if the split is empty), or SAMPLE_TEXT without a dataset."""
+def eval_items(preset, tokenizer, has_data: bool = True,
+               rows: str = "eval") -> tuple[list[tuple[str, str]], str]:
+    """([(prompt, full text)], where they come from). From the eval split of the preset's
+    dataset (all rows if the split is empty or rows="all"; the base model has seen none of
+    them, and more tokens give a less noisy score) made into examples as training makes them and
+    rendered with the chat template; with train.completion_only_loss only the answer (full
+    minus prompt) is scored, as in training, so boilerplate such as a default system prompt
+    repeated in every row does not swamp the score. SAMPLE_TEXT (all scored) without data."""
     from workbench import data
     if not has_data:
-        return [SAMPLE_TEXT], "built-in sample text (no dataset)"
+        return [("", SAMPLE_TEXT)], "built-in sample text (no dataset)"
     loaded = data.load(preset.data)
     _, held = data.split(loaded.rows, preset.data.eval_fraction, preset.data.seed)
-    rows, what = (held, "eval split") if held else (loaded.rows, "all rows (eval split empty)")
-    texts = [r["text"] if "text" in r else tokenizer.apply_chat_template(
-        [{"role": m["role"], "content": m["content"]} for m in r["messages"]], tokenize=False)
-        for r in rows]
-    return texts, f"{what} of {preset.data.path} ({len(rows)} rows)"
+    if rows == "all" or not held:
+        held, what = loaded.rows, "all rows" if rows == "all" else "all rows (eval split empty)"
+    else:
+        what = "eval split"
+    items = []
+    for ex in data.to_examples(held, preset.train.completion_only_loss):
+        if "text" in ex:
+            items.append(("", ex["text"]))
+        elif "prompt" in ex:
+            prompt = tokenizer.apply_chat_template(ex["prompt"], tokenize=False,
+                                                   add_generation_prompt=True)
+            items.append((prompt, tokenizer.apply_chat_template(
+                ex["prompt"] + ex["completion"], tokenize=False)))
+        else:
+            items.append(("", tokenizer.apply_chat_template(ex["messages"], tokenize=False)))
+    scored = "answers" if any(p for p, _ in items) else "all tokens"
+    return items, f"{what} of {preset.data.path} ({len(held)} rows, {scored} scored)"
 
 
-def token_batches(tokenizer, texts, max_tokens: int, max_length: int = 512,
+def token_batches(tokenizer, items, max_tokens: int, max_length: int = 512,
                   batch_tokens: int = 2048) -> list:
-    """Token ids of the texts, each cut at max_length, in order until max_tokens in all,
-    grouped into right-padded batches of about batch_tokens: [(input_ids, attention_mask)]."""
+    """Tokenise (prompt, full) items, each cut at max_length, in order until max_tokens fed
+    in all; right-padded batches of about batch_tokens: [(input_ids, attention_mask,
+    labels)], labels -100 on padding and on prompt tokens (prompt "" = score everything)."""
     import torch
     seqs, total = [], 0
-    for text in texts:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"][:max_length]
-        ids = ids[:max_tokens - total]
-        if len(ids) >= 2:  # one token predicts nothing
-            seqs.append(ids)
+    for prompt, full in items:
+        ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+        ids = ids[:min(max_length, max_tokens - total)]
+        skip = (len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+                if prompt and full.startswith(prompt) else 0)
+        if len(ids) > max(skip, 1):  # something left to predict
+            seqs.append((ids, skip))
             total += len(ids)
         if total >= max_tokens:
             break
     batches, group = [], []
-    for ids in seqs + [None]:
-        width = max([len(x) for x in group] + [len(ids) if ids else 0])
-        if group and (ids is None or width * (len(group) + 1) > batch_tokens):
-            w = max(len(x) for x in group)
+    for item in seqs + [None]:
+        width = max([len(x) for x, _ in group] + [len(item[0]) if item else 0])
+        if group and (item is None or width * (len(group) + 1) > batch_tokens):
+            w = max(len(x) for x, _ in group)
             input_ids = torch.full((len(group), w), tokenizer.pad_token_id or 0)
             mask = torch.zeros((len(group), w), dtype=torch.long)
-            for j, x in enumerate(group):
+            labels = torch.full((len(group), w), -100)
+            for j, (x, skip) in enumerate(group):
                 input_ids[j, :len(x)] = torch.tensor(x)
                 mask[j, :len(x)] = 1
-            batches.append((input_ids, mask))
+                labels[j, skip:len(x)] = torch.tensor(x[skip:])
+            batches.append((input_ids, mask, labels))
             group = []
-        if ids is not None:
-            group.append(ids)
+        if item is not None:
+            group.append(item)
     return batches
 
 
-def measure_perplexity(model, batches) -> tuple[float, int]:
-    """(exp(mean next-token loss over every real token), tokens predicted)."""
+def measure_perplexity(model, batches):
+    """(exp(mean next-token loss over the scored tokens), tokens scored, the per-token
+    losses as a 1-D float tensor in a fixed order, for paired comparisons)."""
     import math
 
     import torch
-    nll, count = 0.0, 0
+    losses = []
     dev = next(model.parameters()).device
     with torch.inference_mode():
-        for input_ids, mask in batches:
-            input_ids, mask = input_ids.to(dev), mask.to(dev)
-            logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1]
-            target = input_ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-            nll += torch.nn.functional.cross_entropy(
-                logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1),
-                ignore_index=-100, reduction="sum").item()
-            count += int((target != -100).sum())
-    return (math.exp(nll / count) if count else float("nan")), count
+        for input_ids, mask, labels in batches:
+            logits = model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits
+            target = labels[:, 1:].to(dev).reshape(-1)
+            nll = torch.nn.functional.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.shape[-1]), target,
+                ignore_index=-100, reduction="none")
+            losses.append(nll[target != -100].cpu())
+    losses = torch.cat(losses) if losses else torch.zeros(0)
+    ppl = math.exp(losses.mean().item()) if len(losses) else float("nan")
+    return ppl, len(losses), losses
 
 
 def _is_cached(path, quant_cfg, dtype) -> bool:
@@ -303,13 +327,15 @@ def _is_cached(path, quant_cfg, dtype) -> bool:
 
 
 def compare(preset_or_model_dir, modes=DEFAULT_VARIANTS, eval_texts=None, progress=None, *,
-            perplexity: bool = True, max_tokens: int = DEFAULT_MAX_TOKENS) -> dict:
+            perplexity: bool = True, max_tokens: int = DEFAULT_MAX_TOKENS,
+            eval_rows: str = "eval") -> dict:
     """Compare storing the model's linear weights as `modes` (names from VARIANTS).
 
     Returns {"model", "dtype", "device", "eval", "table", "layers", "nf4_vs_fp4", "notes",
     "seconds"}; see the module notes above and bench/README.md. progress(fraction, message)
     is called as it goes. perplexity=False skips loading the variants: footprints are then
-    computed from the quantised tensors instead of measured."""
+    computed from the quantised tensors instead of measured. Perplexity is scored on up to
+    max_tokens tokens of eval_texts (all scored), else of eval_items(rows=eval_rows)."""
     import gc
     import time
 
@@ -328,16 +354,20 @@ def compare(preset_or_model_dir, modes=DEFAULT_VARIANTS, eval_texts=None, progre
                       progress=lambda f, m: report(share * f, m))
     notes = [f"{len(w['missing'])} linear weights not found under their module names in "
              f"the checkpoint, left out: {w['missing'][:3]}"] if w["missing"] else []
-    rows, ev = [], {"source": None, "texts": 0, "tokens": 0}
+    rows, ev, losses = [], {"source": None, "texts": 0, "tokens": 0}, {}
     batches = None
     if perplexity:
         tokenizer = models.load_tokenizer(preset.model.name_or_path, trust)
         if eval_texts is None:
-            texts, ev["source"] = eval_texts_for(preset, tokenizer, has_data)
+            items, ev["source"] = eval_items(preset, tokenizer, has_data, eval_rows)
         else:
-            texts, ev["source"] = list(eval_texts), "given texts"
-        batches = token_batches(tokenizer, texts, max_tokens, preset.train.max_length)
+            items, ev["source"] = [("", t) for t in eval_texts], "given texts"
+        batches = token_batches(tokenizer, items, max_tokens, preset.train.max_length)
         ev["texts"] = sum(len(b[0]) for b in batches)
+        ev["tokens_fed"] = sum(int(b[1].sum()) for b in batches)
+        if not batches:
+            from workbench.errors import DataError
+            raise DataError(f"quant compare: nothing to score in {ev['source']}")
     dt_bytes = torch_dtype(q.compute_dtype).itemsize
     for i, v in enumerate(modes):
         mode, dq = _variant(v)
@@ -368,7 +398,7 @@ def compare(preset_or_model_dir, modes=DEFAULT_VARIANTS, eval_texts=None, progre
             # repacks the weights into another layout
             row["footprint_bytes"] = models.footprint_bytes(model)
             row["footprint_measured"] = True
-            row["perplexity"], ev["tokens"] = measure_perplexity(model, batches)
+            row["perplexity"], ev["tokens"], losses[v] = measure_perplexity(model, batches)
             del model
             gc.collect()
         rows.append(row)
@@ -391,13 +421,16 @@ def compare(preset_or_model_dir, modes=DEFAULT_VARIANTS, eval_texts=None, progre
         "reuses a cache of quantised weights when load_cached is true."]
     return {"model": w["path"], "source": label, "dtype": q.compute_dtype,
             "device": models.device(), "eval": ev, "table": rows, "layers": w["layers"],
-            "nf4_vs_fp4": nf4_vs_fp4(rows, w["layers"]), "notes": notes,
+            "nf4_vs_fp4": nf4_vs_fp4(rows, w["layers"], losses), "notes": notes,
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def nf4_vs_fp4(rows, layers) -> dict:
+def nf4_vs_fp4(rows, layers, losses=None) -> dict:
     """Does NF4 beat FP4 here? Compared pairwise at equal double-quant setting, on mean
-    weight error, matrices where its error is lower, and perplexity (when measured)."""
+    weight error, matrices where its error is lower, and perplexity (when measured). With
+    the per-token losses, a perplexity difference counts only when clear: the mean paired
+    per-token loss difference beyond two standard errors (tokens treated as independent,
+    which they are not quite: a rough guard against reading noise as a result)."""
     by = {r["variant"]: r for r in rows}
     pairs, parts = [], []
     for suffix in ("", "-dq"):
@@ -413,17 +446,29 @@ def nf4_vs_fp4(rows, layers) -> dict:
                 "perplexity": [n["perplexity"], f["perplexity"]], "nf4_lower_perplexity": None}
         if n["perplexity"] is not None and f["perplexity"] is not None:
             pair["nf4_lower_perplexity"] = n["perplexity"] < f["perplexity"]
+            pair["perplexity_clear"] = True
+            d = (losses or {}).get(n["variant"]), (losses or {}).get(f["variant"])
+            if d[0] is not None and d[1] is not None and len(d[0]) > 1:
+                diff = d[0] - d[1]
+                se = (diff.std() / len(diff) ** 0.5).item()
+                pair["loss_diff"], pair["loss_diff_se"] = diff.mean().item(), se
+                pair["perplexity_clear"] = abs(pair["loss_diff"]) > 2 * se
         pairs.append(pair)
         text = (f"{pair['nf4']} vs {pair['fp4']}: mean weight error {pair['weight_error'][0]:.4f}"
                 f" vs {pair['weight_error'][1]:.4f} (NF4 lower in {wins}/{len(layers)} matrices)")
         if pair["nf4_lower_perplexity"] is not None:
             text += f", perplexity {n['perplexity']:.3f} vs {f['perplexity']:.3f}"
+            if "loss_diff" in pair:
+                text += (f" ({'clear' if pair['perplexity_clear'] else 'within noise'}: "
+                         f"per-token loss difference {pair['loss_diff']:+.4f} "
+                         f"± {2 * pair['loss_diff_se']:.4f})")
         parts.append(text)
     if not pairs:
         return {"pairs": [], "nf4_beats_fp4": None, "verdict": "NF4 vs FP4: not compared "
                 "(include both nf4 and fp4 variants)"}
     wins = [p["nf4_lower_error"] for p in pairs] + [
-        p["nf4_lower_perplexity"] for p in pairs if p["nf4_lower_perplexity"] is not None]
+        p["nf4_lower_perplexity"] for p in pairs
+        if p["nf4_lower_perplexity"] is not None and p["perplexity_clear"]]
     beats = all(wins) if all(wins) or not any(wins) else None
     head = {True: "NF4 beats FP4 on this model and data",
             False: "NF4 does not beat FP4 on this model and data",
@@ -458,9 +503,11 @@ def layer_errors_frame(result: dict):
 def format_table(result: dict) -> str:
     def num(x, fmt):
         return "-" if x is None else format(x, fmt)
-    lines = [f"model {result['model']} ({result['dtype']}, {result['device']}); "
-             f"perplexity on {result['eval']['tokens']} tokens of "
-             f"{result['eval']['source'] or '(not measured)'}", "",
+    ev = result["eval"]
+    lines = [f"model {result['model']} ({result['dtype']}, {result['device']}); " + (
+        f"perplexity on {ev['tokens']} scored tokens ({ev.get('tokens_fed')} fed) of "
+        f"{ev['source']}" if ev["source"]
+        else "perplexity not measured"), "",
              f"{'variant':<8} {'bits/w':>6} {'footprint':>10} {'load s':>8} {'quant s':>8} "
              f"{'mean err':>9} {'max err':>8} {'ppl':>9} {'ppl +%':>7}"]
     for r in result["table"]:
@@ -497,7 +544,7 @@ def _cmd_compare(args) -> int:
             shown.add(key)
             print(f"[{100 * fraction:3.0f}%] {message}", file=sys.stderr, flush=True)
     result = compare(target, modes, progress=progress, perplexity=not args.no_perplexity,
-                     max_tokens=args.max_tokens)
+                     max_tokens=args.max_tokens, eval_rows="all" if args.all_rows else "eval")
     print(json.dumps(result, indent=1, default=str) if args.json else format_table(result))
     return 0
 
@@ -515,6 +562,8 @@ def register_cli(subparsers) -> None:
     c.add_argument("--variants", help="comma-separated subset of " + ",".join(VARIANTS))
     c.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
                    help=f"tokens of eval text for perplexity (default {DEFAULT_MAX_TOKENS})")
+    c.add_argument("--all-rows", action="store_true", help="score perplexity on all rows "
+                   "of the dataset, not only its eval split (more tokens, less noise)")
     c.add_argument("--no-perplexity", action="store_true", help="quick: weight errors only, "
                    "no variant loaded")
     c.add_argument("--json", action="store_true", help="print the whole result as JSON")

@@ -191,6 +191,23 @@ def test_nf4_vs_fp4_verdicts():
     assert loses["nf4_beats_fp4"] is False and "does not beat" in loses["verdict"]
 
 
+def test_perplexity_difference_within_noise_does_not_decide():
+    import torch
+    layers = [{"errors": {"nf4": 0.1, "fp4": 0.12}}]
+    rows = [{"variant": "nf4", "mean_rel_error": 0.1, "perplexity": 11.0},
+            {"variant": "fp4", "mean_rel_error": 0.12, "perplexity": 10.9}]
+    torch.manual_seed(0)
+    base = torch.rand(200) * 5
+    noisy = {"nf4": base + torch.randn(200), "fp4": base + torch.randn(200)}
+    result = quant.nf4_vs_fp4(rows, layers, noisy)
+    pair, = result["pairs"]
+    assert not pair["perplexity_clear"] and "within noise" in result["verdict"]
+    assert result["nf4_beats_fp4"] is True  # decided by the weight error alone
+    clear = {"nf4": base + 0.5, "fp4": base}  # FP4 lower on every token
+    result = quant.nf4_vs_fp4(rows, layers, clear)
+    assert result["pairs"][0]["perplexity_clear"] and result["nf4_beats_fp4"] is None
+
+
 def test_unknown_variant_is_a_user_error(tiny_model_dir):
     with pytest.raises(PresetError, match="unknown variant 'nf3'"):
         quant.compare(tiny_model_dir, ["nf4", "nf3"])
@@ -219,3 +236,25 @@ def test_cli_table_and_errors(tiny_preset_path, capsys):
     assert "not found" in capsys.readouterr().err
     with pytest.raises(WorkbenchError):
         quant.compare(str(tiny_preset_path), max_tokens=1)
+
+
+def test_answers_only_are_scored(tiny_model_dir):
+    """As in training with completion_only_loss: the prompt (with any default system prompt
+    the template adds to every row) is context, only the answer tokens count."""
+    from workbench import models
+    from workbench.config import Preset
+    tok = models.load_tokenizer(str(tiny_model_dir))
+    preset = Preset().with_overrides({"model.name_or_path": str(tiny_model_dir)})
+    items, source = quant.eval_items(preset, tok)
+    assert "eval split" in source and "answers scored" in source
+    prompt, full = items[0]
+    assert prompt and full.startswith(prompt) and full.endswith("<|im_end|>\n")
+    (ids, mask, labels), = quant.token_batches(tok, items[:1], 10_000)
+    n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
+    assert (labels[0, :n_prompt] == -100).all()
+    assert (labels[0, n_prompt:] == ids[0, n_prompt:]).all()
+    items, source = quant.eval_items(preset, tok, rows="all")
+    assert source.startswith("all rows of data/identity.jsonl")
+    whole = preset.with_overrides({"train.completion_only_loss": False})
+    items, source = quant.eval_items(whole, tok)
+    assert "all tokens scored" in source and all(p == "" for p, _ in items)
