@@ -16,22 +16,22 @@ def home() -> Path:
     return path
 
 
-def runs_dir() -> Path:
-    path = home() / "runs"
+def _home_sub(name: str) -> Path:
+    path = home() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def runs_dir() -> Path:
+    return _home_sub("runs")
 
 
 def user_presets_dir() -> Path:
-    path = home() / "presets"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _home_sub("presets")
 
 
 def cache_dir() -> Path:
-    path = home() / "cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _home_sub("cache")
 
 
 def builtin_presets_dir() -> Path:
