@@ -70,8 +70,11 @@ def resolve_source(source, progress=None) -> tuple[Path, Path | None]:
             else None
         return path, run
     run = _find_run(source)
-    merged = run / "merged"
-    if not (merged / "config.json").is_file():
+    merged, adapter = run / "merged", run / "adapter" / "adapter_model.safetensors"
+    # merge when there is no merged model, or when training continued after the merge
+    stale = (merged / "config.json").is_file() and adapter.is_file() and \
+        adapter.stat().st_mtime > (merged / "config.json").stat().st_mtime
+    if stale or not (merged / "config.json").is_file():
         from workbench import merge
         merge.merge(run, progress=progress)
     return merged, run

@@ -315,7 +315,8 @@ def verify(merged: Path, files: dict, hp: dict, *, tokenizer, reference="auto",
         checks[qtype] = {"metadata": check_metadata(reader, tokenizer),
                          "layout": check_layout(reader, merged, hp)}
         if reference and ref_result is None:
-            say("reference check: llama.cpp's own GGUF of the embedded model")
+            if reference != "auto" or all(hp[k] == v for k, v in EMBEDDED_SHAPE.items()):
+                say("reference check: llama.cpp's own GGUF of the embedded model")
             ref_result = check_reference(reader, hp, None if reference == "auto"
                                          else Path(reference))
         del reader

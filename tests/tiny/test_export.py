@@ -263,3 +263,36 @@ def test_cli_export_and_json(tiny_model_dir, tmp_path, capsys):
     assert args.func(args) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and list(report["files"]) == ["f16"]
+
+
+def test_run_export_uses_the_runs_preset_and_merges_when_stale(tiny_model_dir, monkeypatch):
+    import os
+
+    import yaml
+
+    from workbench import merge, paths
+    run = paths.runs_dir() / "demo-20261129-101010"
+    preset = yaml.safe_load((paths.builtin_presets_dir() / "cpu-demo.yaml").read_text())
+    preset["generation"].update(system_prompt="You are Nova, made by Workbench Labs.",
+                                temperature=0.3, max_new_tokens=99)
+    run.mkdir(parents=True)
+    (run / "preset.yaml").write_text(yaml.safe_dump(preset))
+    shutil.copytree(tiny_model_dir, run / "merged")
+    (run / "adapter").mkdir()
+    (run / "adapter" / "adapter_model.safetensors").write_bytes(b"")
+    old = (run / "merged" / "config.json").stat().st_mtime - 100
+    os.utime(run / "adapter" / "adapter_model.safetensors", (old, old))
+    calls = []
+    monkeypatch.setattr(merge, "merge", lambda r, progress=None: calls.append(r))
+
+    report = export("demo", types=("f16",), verify=False)
+    assert calls == []  # merged after the adapter was saved: used as it is
+    assert report["out_dir"] == str(run / "export") and report["ok"] is None
+    text = (run / "export" / "Modelfile").read_text()
+    assert "FROM ./demo-20261129-101010-f16.gguf" in text
+    assert 'SYSTEM """You are Nova, made by Workbench Labs."""' in text
+    assert "PARAMETER temperature 0.3" in text and "PARAMETER num_predict 99" in text
+
+    os.utime(run / "adapter" / "adapter_model.safetensors")  # trained on after the merge
+    export(run, types=("f16",), verify=False)
+    assert calls == [run]
