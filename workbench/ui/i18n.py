@@ -214,6 +214,251 @@ MESSAGES: dict[str, dict[str, str]] = {
     # common
     "common.none": {"en": "none", "zh": "无"},
     "common.busy": {"en": "A training run is in progress", "zh": "有训练正在进行"},
+    # --- merge tab: GGUF export and adapter spectrum (issue 6) ---
+    "export.heading": {"en": "Export GGUF (llama.cpp, Ollama, LM Studio)",
+                       "zh": "导出 GGUF（llama.cpp、Ollama、LM Studio）"},
+    "export.explain": {"en": "Writes the merged model as a GGUF file with an Ollama Modelfile, "
+                             "then loads the file back and compares it with the merged model. "
+                             "A run that is not merged yet is merged first.",
+                       "zh": "把合并后的模型写成 GGUF 文件并附带 Ollama Modelfile，然后重新加载该文件，"
+                             "与合并后的模型对比验证。尚未合并的运行会先合并。"},
+    "export.type": {"en": "File type", "zh": "文件类型"},
+    "export.type.help": {"en": "F16: exact, twice the size. Q8_0: 8-bit, about half the size "
+                               "of F16, nearly the same answers.",
+                         "zh": "F16：精确，体积大一倍。Q8_0：8 位，约为 F16 的一半大小，回答几乎相同。"},
+    "export.button": {"en": "Export GGUF", "zh": "导出 GGUF"},
+    "export.working": {"en": "Exporting and verifying", "zh": "正在导出并验证"},
+    "export.merging_first": {"en": "Merging, then exporting and verifying",
+                             "zh": "先合并，再导出并验证"},
+    "export.failed": {"en": "Export failed", "zh": "导出失败"},
+    "export.done": {"en": "Export finished", "zh": "导出完成"},
+    "export.ok": {"en": "Verified: the GGUF files give the merged model's answers",
+                  "zh": "验证通过：GGUF 文件给出与合并模型相同的回答"},
+    "export.bad": {"en": "Check failed: a GGUF file differs from the merged model",
+                   "zh": "验证失败：有 GGUF 文件与合并后的模型不一致"},
+    "export.unverified": {"en": "Written, not verified", "zh": "已写出，未验证"},
+    "export.col.type": {"en": "Type", "zh": "类型"},
+    "export.col.file": {"en": "File", "zh": "文件"},
+    "export.col.size": {"en": "Size", "zh": "大小"},
+    "export.col.same_rounding": {"en": "vs same rounding", "zh": "与同样舍入相比"},
+    "export.col.argmax": {"en": "Argmax agreement", "zh": "argmax 一致率"},
+    "export.col.greedy": {"en": "Greedy text", "zh": "贪心生成文本"},
+    "export.col.layout": {"en": "q/k layout error", "zh": "q/k 布局误差"},
+    "export.col.check": {"en": "Check", "zh": "检查"},
+    "export.same": {"en": "same", "zh": "相同"},
+    "export.differs": {"en": "differs", "zh": "不同"},
+    "export.reference": {"en": "Cross-check with llama.cpp's own GGUF of the base model",
+                         "zh": "与 llama.cpp 自己转换的基础模型 GGUF 交叉核对"},
+    "export.min_corr": {"en": "lowest q/k correlation", "zh": "q/k 最低相关系数"},
+    "export.not_applied": {"en": "not applied", "zh": "未执行"},
+    "export.template": {"en": "The Modelfile template renders the same text as the model's "
+                              "chat template",
+                        "zh": "Modelfile 模板渲染出的文本与模型的对话模板相同"},
+    "export.sample": {"en": "Sample", "zh": "示例"},
+    "export.merged": {"en": "merged", "zh": "合并模型"},
+    "export.run_it": {"en": "Run it (from the output folder)", "zh": "运行方法（在输出文件夹中）"},
+    "spec.heading": {"en": "What the adapter learned", "zh": "适配器学到了什么"},
+    "spec.explain": {"en": "Each LoRA update has r directions. The effective rank counts how "
+                           "many of them hold 90% of the update; far below r means a smaller "
+                           "r would do, at r means r may be too small. The size is the "
+                           "update's norm relative to the base weight.",
+                     "zh": "每个 LoRA 更新有 r 个方向。有效秩是承载 90% 更新能量所需的方向数："
+                           "远低于 r 说明更小的 r 就够，接近 r 说明 r 可能偏小。更新幅度是更新量的"
+                           "范数相对基础权重范数的比例。"},
+    "spec.rank_plot": {"en": "Effective rank per layer (grey: r)",
+                       "zh": "每层的有效秩（灰线：r）"},
+    "spec.norm_plot": {"en": "Update size relative to the base weight",
+                       "zh": "更新量相对基础权重的大小"},
+    "spec.table": {"en": "Per layer and module", "zh": "按层和模块"},
+    "spec.too_large": {"en": "r may be larger than needed", "zh": "r 可能比需要的大"},
+    "spec.too_small": {"en": "r may be too small", "zh": "r 可能偏小"},
+    "spec.ok": {"en": "r looks about right", "zh": "r 看起来合适"},
+    "spec.untrained": {"en": "The adapter has not learned anything yet",
+                       "zh": "适配器还没有学到任何东西"},
+    "spec.median_rank": {"en": "median effective rank", "zh": "有效秩中位数"},
+    "spec.modules": {"en": "modules", "zh": "模块数"},
+    "spec.median_norm": {"en": "median update size", "zh": "更新幅度中位数"},
+    "spec.no_base": {"en": "base model not found: no update sizes",
+                     "zh": "找不到基础模型：无法计算更新幅度"},
+    "spec.col.layer": {"en": "Layer", "zh": "层"},
+    "spec.col.module": {"en": "Module", "zh": "模块"},
+    "spec.col.rank": {"en": "Effective rank", "zh": "有效秩"},
+    "spec.col.sv": {"en": "Largest singular values", "zh": "最大的奇异值"},
+    # --- dataset tab: mapping, token analysis, rendered row (issue 4) ---
+    "dataset.mapping.explain": {
+        "en": "Which column holds each role. Detection fills these in; change one when "
+              "your file names its columns differently (stored in the preset's column "
+              "mapping).",
+        "zh": "每个角色对应哪一列。自动识别会填好这些；如果你的文件列名不同，在这里修改"
+              "（保存在预设的列映射中）。"},
+    "dataset.mapping.suggested": {"en": "Format not recognised; suggested column mapping applied",
+                                  "zh": "未能识别格式；已套用建议的列映射"},
+    "dataset.role.instruction": {"en": "instruction", "zh": "指令 instruction"},
+    "dataset.role.input": {"en": "input", "zh": "输入 input"},
+    "dataset.role.output": {"en": "output", "zh": "输出 output"},
+    "dataset.role.system": {"en": "system", "zh": "系统 system"},
+    "dataset.role.history": {"en": "history", "zh": "历史 history"},
+    "dataset.role.prompt": {"en": "prompt", "zh": "提示 prompt"},
+    "dataset.role.completion": {"en": "completion", "zh": "回答 completion"},
+    "dataset.role.messages": {"en": "messages", "zh": "消息 messages"},
+    "dataset.role.conversations": {"en": "conversations", "zh": "对话 conversations"},
+    "dataset.role.text": {"en": "text", "zh": "文本 text"},
+    "dataset.placeholder_table": {"en": "Placeholders found in the data: type a value for each",
+                                  "zh": "数据中发现的占位符：为每个填写取值"},
+    "dataset.placeholder_apply": {"en": "Use these values", "zh": "使用这些取值"},
+    "dataset.tokens_heading": {"en": "Tokens and truncation", "zh": "token 与截断"},
+    "dataset.analyse": {"en": "Analyse tokens", "zh": "分析 token"},
+    "dataset.not_analysed": {
+        "en": "Not analysed yet: “Analyse tokens” counts every row's tokens with the "
+              "model's tokenizer (the first use of the embedded model imports it, about 30 s).",
+        "zh": "尚未分析：“分析 token”会用模型的分词器统计每一行的 token 数"
+              "（首次使用内置模型需导入，约 30 秒）。"},
+    "dataset.loading_tokenizer": {
+        "en": "Loading the model's tokenizer (the first use of the embedded model imports "
+              "it, about 30 s)…",
+        "zh": "正在加载模型的分词器（首次使用内置模型需导入，约 30 秒）……"},
+    "dataset.reading": {"en": "Counting tokens…", "zh": "正在统计 token……"},
+    "dataset.analysed": {"en": "Analysed", "zh": "已分析"},
+    "dataset.rows": {"en": "rows", "zh": "行"},
+    "dataset.sequences": {"en": "training sequences", "zh": "条训练序列"},
+    "dataset.histogram": {"en": "Tokens per row (red: longer than max_length, truncated)",
+                          "zh": "每行 token 数（红色：超过最大长度，会被截断）"},
+    "dataset.tokens_per_row": {"en": "Tokens per row after the chat template",
+                               "zh": "套用对话模板后每行的 token 数"},
+    "dataset.loss_answers": {"en": "loss on answers only", "zh": "只对回答计算损失"},
+    "dataset.loss_all": {"en": "loss on all tokens", "zh": "对所有 token 计算损失"},
+    "dataset.at_max_length": {"en": "At max_length", "zh": "最大长度为"},
+    "dataset.truncated_rows": {"en": "rows truncated", "zh": "行被截断"},
+    "dataset.tokens_lost": {"en": "trained tokens lost", "zh": "个训练 token 被截掉"},
+    "dataset.fully_masked": {"en": "rows lose every trained token (the trainer drops them)",
+                             "zh": "行失去全部训练 token（训练时会被丢弃）"},
+    "dataset.rows_e_g": {"en": "rows", "zh": "例如第"},
+    "dataset.suggested": {"en": "Suggested max_length", "zh": "建议的最大长度"},
+    "dataset.keeps": {"en": "keeps whole", "zh": "完整保留"},
+    "dataset.packing_note": {"en": "packing is on: rows are packed together and cut the same way",
+                             "zh": "已开启打包：多行拼在一起，截断方式相同"},
+    "dataset.apply_p95": {"en": "Use the 95% suggestion", "zh": "采用 95% 建议值"},
+    "dataset.apply_p99": {"en": "Use the 99% suggestion", "zh": "采用 99% 建议值"},
+    "dataset.analyse_first": {"en": "Analyse the tokens first", "zh": "请先分析 token"},
+    "dataset.checks": {"en": "Quality checks", "zh": "质量检查"},
+    "dataset.check": {"en": "Check", "zh": "检查项"},
+    "dataset.count": {"en": "Rows", "zh": "行数"},
+    "dataset.example_rows": {"en": "Example rows", "zh": "示例行号"},
+    "dataset.check.duplicates": {"en": "exact duplicates of an earlier row",
+                                 "zh": "与前面某行完全重复"},
+    "dataset.check.empty_answers": {"en": "empty or whitespace-only answers",
+                                    "zh": "回答为空或只有空白"},
+    "dataset.check.placeholders": {"en": "unfilled placeholders", "zh": "未填写的占位符"},
+    "dataset.check.answer_exceeds_max_length": {"en": "answer alone longer than max_length",
+                                                "zh": "回答本身就超过最大长度"},
+    "dataset.render_heading": {"en": "What the model sees", "zh": "模型看到的内容"},
+    "dataset.row": {"en": "Row", "zh": "行"},
+    "dataset.row.help": {"en": "Row number in the file (from 1)", "zh": "文件中的行号（从 1 开始）"},
+    "dataset.show_row": {"en": "Show this row", "zh": "显示这一行"},
+    "dataset.rendered": {"en": "After the chat template: green is trained, gray is masked, "
+                               "red is cut off by max_length",
+                         "zh": "套用对话模板后：绿色参与训练，灰色被遮蔽，红色被最大长度截掉"},
+    "dataset.tokens": {"en": "tokens", "zh": "个 token"},
+    "dataset.trained_tokens": {"en": "trained", "zh": "个参与训练"},
+    "dataset.row_truncated": {"en": "truncated at max_length", "zh": "在最大长度处被截断："},
+    "dataset.row_dropped": {"en": "no trained token left after truncation: the trainer drops "
+                                  "this row",
+                            "zh": "截断后没有剩下训练 token：训练时会丢弃这一行"},
+    # --- quantization tab: memory estimate, compare, dry run (issue 5) ---
+    "qhelp.mode": {"en": "How the model's own numbers are stored while you train. Fewer bits "
+                         "need less memory but round each number a little more.",
+                   "zh": "训练时模型自身的数字如何存储。位数越少越省内存，但每个数字的舍入也越多。"},
+    "qhelp.double_quant": {"en": "4-bit storage keeps one small scale number per 64 weights. "
+                                 "Double quantization stores those scales in 8 bits too: about "
+                                 "3 GB less for a 65B model, with no visible quality loss.",
+                           "zh": "4 位存储时每 64 个权重要保存一个缩放数。双重量化把这些缩放数也存成 8 位："
+                                 "65B 模型约省 3 GB，质量几乎不变。"},
+    "qhelp.compute_dtype": {"en": "The precision used for the actual arithmetic. bfloat16 is "
+                                  "fast and safe on recent hardware; float32 is slower but "
+                                  "works everywhere.",
+                            "zh": "实际计算时使用的精度。bfloat16 在较新的硬件上又快又稳；float32 更慢，但哪里都能用。"},
+    "qhelp.int8_threshold": {"en": "Only for int8: a few inputs are unusually large; values "
+                                   "above this threshold are kept in 16-bit so they are not "
+                                   "rounded badly. Lower keeps more (slower, more exact); 6 is "
+                                   "the usual value.",
+                             "zh": "仅用于 int8：少数输入数值特别大，超过该阈值的会保留 16 位，避免被严重舍入。"
+                                   "阈值越低保留越多（更慢、更准）；通常用 6。"},
+    "qmem.chart": {"en": "Estimated training memory", "zh": "训练内存估算"},
+    "qmem.pending": {"en": "The estimate appears when the page has loaded.",
+                     "zh": "页面加载后会显示估算。"},
+    "qmem.weights": {"en": "base weights", "zh": "基础权重"},
+    "qmem.lora": {"en": "LoRA weights", "zh": "LoRA 权重"},
+    "qmem.gradients": {"en": "gradients", "zh": "梯度"},
+    "qmem.optimizer": {"en": "optimizer", "zh": "优化器状态"},
+    "qmem.activations": {"en": "activations", "zh": "激活值"},
+    "qmem.method.full": {"en": "Full 16-bit", "zh": "全参数 16 位"},
+    "qmem.method.lora": {"en": "LoRA 16-bit", "zh": "LoRA 16 位"},
+    "qmem.method.qlora": {"en": "QLoRA", "zh": "QLoRA"},
+    "qmem.method.int8": {"en": "LoRA int8", "zh": "LoRA int8"},
+    "qmem.gpu": {"en": "GPU memory", "zh": "GPU 显存"},
+    "qmem.ram": {"en": "System memory (no GPU)", "zh": "系统内存（无 GPU）"},
+    "qmem.free": {"en": "free", "zh": "可用"},
+    "qmem.total": {"en": "in total", "zh": "总计"},
+    "qmem.needs": {"en": "needs about", "zh": "约需"},
+    "qmem.fits": {"en": "fits", "zh": "放得下"},
+    "qmem.no_fit": {"en": "does not fit", "zh": "放不下"},
+    "qmem.advice": {"en": "Your settings do not fit. Try a smaller batch size or maximum "
+                          "length, turn on gradient checkpointing, or choose nf4.",
+                    "zh": "当前设置放不下。试试减小批大小或最大长度、打开梯度检查点，或选择 nf4。"},
+    "qmem.note": {"en": "★ = your settings. An estimate from the model's shape, before "
+                        "anything is loaded; “Dry run” in the Training tab measures it.",
+                  "zh": "★ = 当前设置。根据模型结构估算，无需加载模型；「训练」标签页的「试运行」会实测。"},
+    "qcmp.heading": {"en": "Compare quantisations: what each one costs in quality",
+                     "zh": "比较量化方式：每种方式损失多少质量"},
+    "qcmp.explain": {"en": "Stores this model each way (none, int8, nf4, fp4, with and "
+                           "without double quant) and measures how far its weights move "
+                           "(relative error) and, optionally, how much worse it predicts "
+                           "your evaluation text (perplexity: lower is better). Runs in its "
+                           "own process; takes a few minutes on a CPU.",
+                     "zh": "把模型按每种方式存储（none、int8、nf4、fp4，含/不含双重量化），测量权重偏离多少"
+                           "（相对误差），并可测量它预测验证文本变差多少（困惑度：越低越好）。在单独的进程中运行；"
+                           "CPU 上需要几分钟。"},
+    "qcmp.perplexity": {"en": "Also measure perplexity", "zh": "同时测量困惑度"},
+    "qcmp.perplexity.help": {"en": "Loads every variant to score the evaluation text: slower, "
+                                   "but shows the real quality cost.",
+                             "zh": "加载每个变体给验证文本打分：更慢，但能看出真实的质量损失。"},
+    "qcmp.button": {"en": "Compare quantisations", "zh": "比较量化方式"},
+    "qcmp.table": {"en": "Quantisation comparison", "zh": "量化比较"},
+    "qcmp.plot": {"en": "Weight error per layer (lower is better)",
+                  "zh": "每层的权重误差（越低越好）"},
+    "qcmp.starting": {"en": "Starting the comparison…", "zh": "正在开始比较……"},
+    "qcmp.done": {"en": "Comparison finished", "zh": "比较完成"},
+    "qcmp.ppl_on": {"en": "perplexity on", "zh": "困惑度基于"},
+    "qcmp.no_ppl": {"en": "perplexity not measured", "zh": "未测量困惑度"},
+    "qcmp.how_to_read": {"en": "Relative error: how far the stored weights are from the "
+                               "originals (0.1 = 10%). Perplexity change: how much worse the "
+                               "model predicts the text than unquantised (+1% is small).",
+                         "zh": "相对误差：存储后的权重离原值多远（0.1 = 10%）。困惑度变化：模型预测文本比未量化时"
+                               "差多少（+1% 很小）。"},
+    "qcmp.col.variant": {"en": "variant", "zh": "方式"},
+    "qcmp.col.bits": {"en": "bits per weight", "zh": "每权重位数"},
+    "qcmp.col.footprint": {"en": "size (MB)", "zh": "大小 (MB)"},
+    "qcmp.col.load": {"en": "load (s)", "zh": "加载 (秒)"},
+    "qcmp.col.quantize": {"en": "quantise (s)", "zh": "量化 (秒)"},
+    "qcmp.col.mean": {"en": "mean error", "zh": "平均误差"},
+    "qcmp.col.max": {"en": "max error", "zh": "最大误差"},
+    "qcmp.col.ppl": {"en": "perplexity", "zh": "困惑度"},
+    "qcmp.col.ppl_change": {"en": "perplexity change %", "zh": "困惑度变化 %"},
+    "dry.button": {"en": "Dry run (5 steps)", "zh": "试运行（5 步）"},
+    "dry.explain": {"en": "A dry run trains 5 steps with these settings in a separate "
+                          "process, measures speed and memory, then throws everything away.",
+                    "zh": "试运行会在单独的进程中按当前设置训练 5 步，测量速度和内存，然后全部丢弃。"},
+    "dry.starting": {"en": "Dry run: loading the model and data…",
+                     "zh": "试运行：正在加载模型和数据……"},
+    "dry.running": {"en": "Dry run in progress", "zh": "试运行进行中"},
+    "dry.result": {"en": "Dry run result", "zh": "试运行结果"},
+    "dry.seconds_per_step": {"en": "seconds per step", "zh": "每步秒数"},
+    "dry.tokens_per_second": {"en": "tokens per second", "zh": "每秒 token 数"},
+    "dry.peak": {"en": "peak memory (measured)", "zh": "峰值内存（实测）"},
+    "dry.estimate": {"en": "estimate", "zh": "估算"},
+    "dry.eta": {"en": "whole run", "zh": "完整训练"},
+    "dry.steps": {"en": "steps, about", "zh": "步，约"},
+    "dry.load": {"en": "loading took", "zh": "加载耗时"},
 }
 
 

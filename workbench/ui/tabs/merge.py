@@ -1,18 +1,49 @@
 """Merge tab: pick a completed run; "Merge" folds its adapter into an unquantised copy of
 the base, verifies the merged model against base + adapter (max logit difference) and
 shows the result and the output folder. Refused while a training job is running.
-(Issue 6 adds GGUF export and the adapter spectrum below the result.)"""
+
+Below it (issue 6):
+- "Export GGUF" (F16 / Q8_0 / both) runs `launch.py export RUN --type T --json` as a child
+  process (it loads models: never inside the web server), shows elapsed time and the
+  child's last message while it works, then the verification report (✓ / ✗ with the
+  numbers), the output folder and the Ollama / llama.cpp commands. The last report of a
+  run (`<run>/export/export_report.json`) is shown again when the run is picked.
+- "What the adapter learned": `workbench.adapter.spectrum` (SVD of the small LoRA factors,
+  base weights read one tensor at a time: cheap, so it runs in the server) drawn as the
+  effective rank per layer and module against r, the update's size relative to the base
+  weight, a one-line verdict and the full table.
+"""
 
 from __future__ import annotations
 
 import html
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
+from workbench import paths
 from workbench.ui import shared, widgets
 from workbench.ui.i18n import m, t
+
+EXPORT_TYPES = [("F16", "f16"), ("Q8_0", "q8_0"), ("F16 + Q8_0", "both")]
+POLL_SECONDS = 1.0
+# The Llama module names, always in every plot frame: Gradio 6.31 draws no colour series
+# that was missing from a plot's first data, so the series set is fixed up front.
+MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+R_SERIES = "r"
+VERDICT_KEYS = {"too_large": "spec.too_large", "too_small": "spec.too_small",
+                "ok": "spec.ok", "untrained": "spec.untrained", "empty": "spec.untrained"}
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @dataclass
@@ -20,6 +51,19 @@ class MergeTab:
     run: gr.Dropdown
     merge: gr.Button
     result: gr.Markdown
+    export_type: gr.Radio
+    export: gr.Button
+    export_status: gr.Markdown
+    export_result: gr.Markdown
+    verdict: gr.Markdown
+    rank_plot: gr.LinePlot
+    norm_plot: gr.LinePlot
+    table: gr.Markdown
+
+    @property
+    def detail_outputs(self) -> list:
+        return [self.export_status, self.export_result, self.verdict, self.rank_plot,
+                self.norm_plot, self.table]
 
 
 def build(ctx) -> MergeTab:
@@ -29,15 +73,53 @@ def build(ctx) -> MergeTab:
         button = gr.Button(t("merge.button"), variant="primary", scale=1,
                            elem_id="merge-button")
     result = gr.Markdown(elem_id="merge-result")
-    run.input(widgets.guard(show_report), [run], [result], api_visibility="private")
+
+    gr.Markdown(f"### {m('export.heading')}\n{m('export.explain')}")
+    with gr.Row(elem_classes=["wb-actions"]):
+        export_type = gr.Radio(EXPORT_TYPES, value="both", label=t("export.type"),
+                               info=t("export.type.help"), scale=3, elem_id="export-type")
+        export_btn = gr.Button(t("export.button"), variant="primary", scale=1,
+                               elem_id="export-button")
+    export_status = gr.Markdown(elem_id="export-status")
+    export_result = gr.Markdown(elem_id="export-result")
+
+    gr.Markdown(f"### {m('spec.heading')}\n{m('spec.explain')}")
+    verdict = gr.Markdown(elem_id="spec-verdict")
+    with gr.Row(equal_height=True):
+        colors = _color_map()
+        rank_plot = gr.LinePlot(None, x="layer", y="effective_rank", color="module",
+                                color_map=colors, label=t("spec.rank_plot"),
+                                x_title="layer", y_title="effective rank", height=300,
+                                elem_id="spec-rank-plot")
+        norm_plot = gr.LinePlot(None, x="layer", y="relative_norm_pct", color="module",
+                                color_map=colors, label=t("spec.norm_plot"),
+                                x_title="layer", y_title="|ΔW| / |W| (%)", height=300,
+                                elem_id="spec-norm-plot")
+    with gr.Accordion(t("spec.table"), open=False):
+        table = gr.Markdown(max_height=420, elem_id="spec-table")
+
+    tab = MergeTab(run, button, result, export_type, export_btn, export_status,
+                   export_result, verdict, rank_plot, norm_plot, table)
+    run.input(widgets.guard(show_report), [run], [result], api_visibility="private") \
+        .then(widgets.guard(details), [run], tab.detail_outputs, api_visibility="private")
     button.click(widgets.guard(merge_run), [run], [result], concurrency_id="model",
                  concurrency_limit=1, api_visibility="private")
-    return MergeTab(run, button, result)
+    export_btn.click(widgets.guard(export_run), [run, export_type],
+                     [export_status, export_result], concurrency_id="model",
+                     concurrency_limit=1, api_visibility="private")
+    return tab
 
 
 def wire(ctx, tab: MergeTab, tab_item: gr.Tab) -> None:
     tab_item.select(widgets.guard(refresh), [tab.run], [tab.run, tab.result],
-                    api_visibility="private", concurrency_limit=None)
+                    api_visibility="private", concurrency_limit=None) \
+        .then(widgets.guard(details), [tab.run], tab.detail_outputs,
+              api_visibility="private")
+
+
+def _color_map() -> dict:
+    palette = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#d97706", "#0891b2", "#db2777"]
+    return {**dict(zip(MODULES, palette)), R_SERIES: "#6b7280"}
 
 
 def refresh(selected):
@@ -73,11 +155,301 @@ def report_markdown(rep: dict) -> str:
     return "\n".join(line for line in lines if line is not None)
 
 
+def details(name):
+    """What the page shows below the merge result for a run: its last export report and
+    the adapter spectrum (status, export, verdict, rank plot, norm plot, table)."""
+    if not name:
+        return "", "", "", None, None, ""
+    run = shared.find_run(name)
+    return ("", last_export_markdown(run), *spectrum_view(name))
+
+
+# -- GGUF export ----------------------------------------------------------------------------
+
+def export_command(run: Path, qtype: str) -> list[str]:
+    return [sys.executable, str(paths.PROJECT_ROOT / "launch.py"), "export", str(run),
+            "--type", qtype, "--json"]
+
+
+def export_run(name, qtype, poll: float = POLL_SECONDS):
+    """Export in a child process; yields (status line, result) while it runs and once
+    at the end. Refused while a training run holds the memory."""
+    shared.refuse_if_busy("exporting")
+    run = shared.find_run(name)
+    qtype = qtype if qtype in {v for _, v in EXPORT_TYPES} else "both"
+    out_dir = run / "export"
+    out_dir.mkdir(exist_ok=True)
+    first = m("export.merging_first") if not (run / "merged" / "config.json").exists() \
+        else m("export.working")
+    log_path = out_dir / "export.log"
+    t0 = time.monotonic()
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as out, \
+            open(log_path, "w+", encoding="utf-8") as err:
+        proc = subprocess.Popen(export_command(run, qtype), cwd=paths.PROJECT_ROOT,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            while proc.poll() is None:
+                yield (f"⏳ {first} · {shared.duration(time.monotonic() - t0)} "
+                       f"{_last_line(log_path)}", gr.update())
+                time.sleep(poll)
+        finally:
+            if proc.poll() is None:  # the page went away or the event was cancelled
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        out.seek(0)
+        stdout = out.read()
+    took = shared.duration(time.monotonic() - t0)
+    report = parse_report(stdout)
+    if report is None:
+        msg = _error_line(log_path.read_text(encoding="utf-8", errors="replace"))
+        yield (f"✗ {m('export.failed')} ({took})",
+               f"**{m('train.error')}:** {html.escape(widgets.clean_message(msg))}")
+        return
+    mark = "✓" if report.get("ok") else "✗"
+    yield f"{mark} {m('export.done')} ({took})", export_markdown(report)
+
+
+def parse_report(stdout: str) -> dict | None:
+    """The JSON report the child printed (ignoring anything printed before it)."""
+    start = stdout.find("{")
+    while start >= 0:
+        try:
+            value = json.JSONDecoder().raw_decode(stdout[start:])[0]
+            if isinstance(value, dict) and "files" in value:
+                return value
+        except ValueError:
+            pass
+        start = stdout.find("\n{", start + 1)
+        start = start + 1 if start >= 0 else -1
+    return None
+
+
+def _last_line(log_path: Path) -> str:
+    """The child's last message (progress bars end lines with \\r), short and clean."""
+    try:
+        text = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+    except OSError:
+        return ""
+    parts = [p.strip() for p in re.split(r"[\r\n]+", _ANSI.sub("", text)) if p.strip()]
+    if not parts:
+        return ""
+    line = widgets.clean_message(parts[-1])[:120]
+    return f"· `{html.escape(line)}`"
+
+
+def _error_line(text: str) -> str:
+    lines = [ln.strip() for ln in _ANSI.sub("", text).splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.startswith("error:"):
+            return ln.removeprefix("error:").strip()
+    return lines[-1] if lines else "the export process ended without a report"
+
+
+def last_export_markdown(run: Path) -> str:
+    path = Path(run) / "export" / "export_report.json"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return export_markdown(report)
+
+
+def show_path(path) -> str:
+    """A path as the page shows it: ~/... under the user's home (shared.display_path),
+    else relative to WORKBENCH_HOME, never a bare server path."""
+    shown = shared.display_path(path)
+    if shown.startswith("~"):
+        return shown
+    try:
+        return "WORKBENCH_HOME/" + str(Path(path).resolve().relative_to(paths.home().resolve()))
+    except (ValueError, OSError):
+        return widgets.clean_message(shown)
+
+
+def _mark(ok) -> str:
+    return "–" if ok is None else ("✓" if ok else "✗")
+
+
+def _num(x, fmt: str) -> str:
+    return format(x, fmt) if isinstance(x, (int, float)) else "–"
+
+
+def ollama_tag(name: str) -> str:
+    # the same tag the export README uses (workbench.modelfile.readme_text)
+    return re.sub(r"[^a-z0-9._-]+", "-", str(name).lower()).strip("-.") or "model"
+
+
+def export_markdown(rep: dict) -> str:
+    ok = rep.get("ok")
+    head = ("export.ok" if ok else "export.bad" if ok is False else "export.unverified")
+    lines = [f"### {_mark(ok)} {m(head)}", "",
+             f"| {m('export.col.type')} | {m('export.col.file')} | {m('export.col.size')} "
+             f"| max \\|Δlogit\\| | {m('export.col.same_rounding')} "
+             f"| {m('export.col.argmax')} | {m('export.col.greedy')} "
+             f"| {m('export.col.layout')} | {m('export.col.check')} |",
+             "|---|---|---:|---:|---:|---:|---|---:|---|"]
+    checks = rep.get("checks") or {}
+    for qtype, f in (rep.get("files") or {}).items():
+        c = checks.get(qtype, {})
+        rt, lay = c.get("round_trip") or {}, c.get("layout") or {}
+        greedy = rt.get("greedy_equal")
+        greedy_txt = "–" if greedy is None else (
+            f"✓ {m('export.same')}" if greedy else
+            f"✗ {m('export.differs')} ({rt.get('greedy_equal_prompts')}/{rt.get('prompts')})")
+        size = f"{f.get('bytes', 0) / 1e6:.1f} MB"
+        lines.append(
+            f"| {qtype.upper()} | `{html.escape(Path(f.get('path', '')).name)}` | {size} "
+            f"| {_num(rt.get('max_abs_diff'), '.3g')} "
+            f"| {_num(rt.get('max_abs_diff_same_rounding'), '.2g')} "
+            f"| {_num(rt.get('argmax_agreement'), '.1%')} | {greedy_txt} "
+            f"| {_num(lay.get('max_rel_error'), '.1e')} | {_mark(c.get('ok'))} |")
+    lines.append("")
+    ref = rep.get("reference") or {}
+    if ref.get("applied"):
+        lines.append(f"- {_mark(ref.get('ok'))} {m('export.reference')}: "
+                     f"{m('export.min_corr')} **{_num(ref.get('min_corr_qk'), '.5f')}** "
+                     f"(≥ {ref.get('threshold')})")
+    elif ref:
+        lines.append(f"- – {m('export.reference')}: {m('export.not_applied')} "
+                     f"({html.escape(str(ref.get('why', '')))})")
+    tmpl = rep.get("template") or {}
+    if "ok" in tmpl:
+        lines.append(f"- {_mark(tmpl['ok'])} {m('export.template')}")
+    sample = next((c["round_trip"].get("sample") for c in checks.values()
+                   if (c.get("round_trip") or {}).get("sample")), None)
+    if sample:
+        lines.append(f"- {m('export.sample')} “{html.escape(sample.get('prompt', ''))}”: "
+                     f"{m('export.merged')} “{html.escape(sample.get('merged', '')[:160])}” · "
+                     f"GGUF “{html.escape(sample.get('gguf', '')[:160])}”")
+    out_dir = rep.get("out_dir")
+    if out_dir:
+        lines.append(f"- {m('merge.folder')}: `{html.escape(show_path(out_dir))}`")
+    lines += ["", run_commands(rep)]
+    return "\n".join(lines)
+
+
+def run_commands(rep: dict) -> str:
+    """The commands that run the export in Ollama and llama.cpp, from its folder."""
+    files, mfs = rep.get("files") or {}, rep.get("modelfiles") or {}
+    if not files:
+        return ""
+    main = "q8_0" if "q8_0" in files else next(iter(files))
+    tag = ollama_tag(rep.get("name", "model"))
+    gguf_name = Path(files[main]["path"]).name
+    modelfile = Path(mfs.get(main, "Modelfile")).name
+    folder = show_path(rep.get("out_dir", "."))
+    return "\n".join([
+        f"**{m('export.run_it')}**", "", "```bash", f"cd {folder}",
+        "# Ollama", f"ollama create {tag} -f {modelfile}", f"ollama run {tag}",
+        "# llama.cpp", f"llama-cli -m {gguf_name} -cnv", "```"])
+
+
+# -- what the adapter learned ---------------------------------------------------------------
+
+_SPECTRUM_CACHE: dict = {}
+
+
+def _spectrum(run: Path) -> dict:
+    """adapter.spectrum for a run, cached while the adapter file is unchanged."""
+    from workbench import adapter
+    weights = run / "adapter" / "adapter_model.safetensors"
+    key = (str(run), weights.stat().st_mtime_ns if weights.exists() else None)
+    if key not in _SPECTRUM_CACHE:
+        if len(_SPECTRUM_CACHE) > 8:
+            _SPECTRUM_CACHE.clear()
+        _SPECTRUM_CACHE[key] = adapter.spectrum(run)
+    return _SPECTRUM_CACHE[key]
+
+
+def spectrum_view(name):
+    """(verdict, effective-rank frame, relative-norm frame, table) for a run; an adapter
+    that cannot be read gives its message in the verdict, never a broken tab."""
+    try:
+        result = _spectrum(shared.find_run(name))
+    except Exception as exc:  # noqa: BLE001 - shown in the tab instead of the plots
+        return f"✗ {widgets.error_text(exc)}", None, None, ""
+    frame = spectrum_frame(result)
+    return (verdict_markdown(result), rank_frame(result, frame), norm_frame(frame),
+            table_markdown(frame))
+
+
+def spectrum_frame(result: dict) -> pd.DataFrame:
+    """One row per adapted layer and module."""
+    rows = [{"layer": row["layer"] if row["layer"] is not None else -1,
+             "module": row["module"], "r": row["r"],
+             "effective_rank": row["effective_rank"],
+             "relative_norm_pct": (100 * row["relative_norm"]
+                                   if row.get("relative_norm") is not None else math.nan),
+             "singular_values": row["singular_values"]}
+            for row in result.get("table", [])]
+    return pd.DataFrame(rows, columns=["layer", "module", "r", "effective_rank",
+                                       "relative_norm_pct", "singular_values"])
+
+
+def _full_series(frame: pd.DataFrame, y: str, extra: list[str] = ()) -> pd.DataFrame:
+    """Every Llama module (and `extra`) at every layer, NaN where not adapted, so each
+    plot's first data already has the whole series set."""
+    layers = sorted(frame["layer"].unique())
+    modules = MODULES + [x for x in frame["module"].unique() if x not in MODULES]
+    have = {(row.layer, row.module): getattr(row, y) for row in frame.itertuples()}
+    rows = [{"layer": int(layer), "module": mod, y: have.get((layer, mod), math.nan)}
+            for mod in [*modules, *extra] for layer in layers]
+    return pd.DataFrame(rows, columns=["layer", "module", y]).astype({y: float})
+
+
+def rank_frame(result: dict, frame: pd.DataFrame) -> pd.DataFrame | None:
+    if frame.empty:
+        return None
+    out = _full_series(frame, "effective_rank", [R_SERIES])
+    r_by_layer = frame.groupby("layer")["r"].max()
+    mask = out["module"] == R_SERIES
+    out.loc[mask, "effective_rank"] = out.loc[mask, "layer"].map(r_by_layer).astype(float)
+    return out
+
+
+def norm_frame(frame: pd.DataFrame) -> pd.DataFrame | None:
+    if frame.empty or frame["relative_norm_pct"].isna().all():
+        return None
+    return _full_series(frame, "relative_norm_pct")
+
+
+def verdict_markdown(result: dict) -> str:
+    s = result.get("summary") or {}
+    key = VERDICT_KEYS.get(s.get("verdict"), "spec.ok")
+    icon = {"too_large": "↓", "too_small": "↑", "ok": "✓"}.get(s.get("verdict"), "–")
+    lines = [f"**{icon} {m(key)}**", "", html.escape(s.get("advice", ""))]
+    if s.get("modules"):
+        rel = s.get("median_relative_norm")
+        lines += ["", f"{m('spec.median_rank')}: **{s['median_effective_rank']:g}** / r = "
+                      f"{s['r']} · {m('spec.modules')}: {s['modules']}"
+                  + (f" · {m('spec.median_norm')}: **{rel:.2%}**" if rel is not None else
+                     f" · {m('spec.no_base')}")]
+    return "\n".join(lines)
+
+
+def table_markdown(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return ""
+    lines = [f"| {m('spec.col.layer')} | {m('spec.col.module')} | r "
+             f"| {m('spec.col.rank')} | \\|ΔW\\| / \\|W\\| | {m('spec.col.sv')} |",
+             "|---:|---|---:|---:|---:|---|"]
+    for row in frame.itertuples():
+        sv = ", ".join(f"{x:.3g}" for x in list(row.singular_values)[:4])
+        rel = "–" if math.isnan(row.relative_norm_pct) else f"{row.relative_norm_pct:.2f}%"
+        lines.append(f"| {row.layer} | {row.module} | {row.r} | {row.effective_rank} "
+                     f"| {rel} | {sv}{' …' if len(row.singular_values) > 4 else ''} |")
+    return "\n".join(lines)
+
+
 def api_merge(run: str) -> dict:
     """Merge a run and return its verification report; `folder` is the merged model's
     folder relative to WORKBENCH_HOME. (Not `path`: gradio_client would take a result
     key named path for a file to download.)"""
-    from workbench import merge, paths
+    from workbench import merge
     shared.refuse_if_busy("merging")
     rep = dict(merge.merge(shared.find_run(run)))
     path = rep.pop("path", None)
@@ -87,3 +459,4 @@ def api_merge(run: str) -> dict:
         except ValueError:
             rep["folder"] = Path(path).name
     return rep
+
