@@ -27,8 +27,8 @@ from hashlib import sha256
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.modelfile import (IM_END, modelfile_text, ollama_template, readme_text,
-                                 template_check)
+from workbench.modelfile import (IM_END, modelfile_text, ollama_tag, ollama_template,
+                                 readme_text, template_check)
 
 TYPES = ("f16", "q8_0")
 
@@ -271,8 +271,8 @@ def write_gguf(folder: Path, path: Path, qtype: str, hp: dict, vocab: dict, *, n
             elif qtype == "f16":
                 writer.add_tensor(new, data.astype(np.float16))
             else:
-                writer.add_tensor(new, gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0),
-                                  raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+                q8 = gguf.GGMLQuantizationType.Q8_0
+                writer.add_tensor(new, gguf.quants.quantize(data, q8), raw_dtype=q8)
             written.add(new)
         expected = {"token_embd.weight", "output_norm.weight"} | (
             set() if hp["tied"] else {"output.weight"}) | {
@@ -345,19 +345,26 @@ def export(source, *, types=TYPES, out_dir=None, name=None, system_prompt=None,
         (out / mf).write_text(modelfile_text(files[qtype].name, template, system, gen, stop),
                               encoding="utf-8")
         modelfiles[qtype] = mf
+    if "Modelfile.f16" not in modelfiles.values() and (out / "Modelfile.f16").exists():
+        (out / "Modelfile.f16").unlink()  # from an earlier export of both types
+    tag = ollama_tag(name)
     report = {"ok": None, "source": str(merged), "run": str(run) if run else None,
               "name": name, "out_dir": str(out), "tokenizer_pre": vocab["pre"],
               "files": {t: {"path": str(p), "bytes": p.stat().st_size,
                             "seconds": timings[t]} for t, p in files.items()},
               "modelfiles": {t: str(out / m) for t, m in modelfiles.items()},
+              "ollama": f"cd {out} && ollama create {tag} -f Modelfile && ollama run {tag}",
               "template": {"go": template, "note": template_note}}
     if template:
         report["template"].update(template_check(vocab["tokenizer"], template))
     if verify:
         from workbench import gguf_verify
         say("verifying the exported files")
-        report.update(gguf_verify.verify(merged, files, hp, tokenizer=vocab["tokenizer"],
-                                         reference=reference, progress=say))
+        try:
+            report.update(gguf_verify.verify(merged, files, hp, tokenizer=vocab["tokenizer"],
+                                             reference=reference, progress=say))
+        except Exception as exc:  # noqa: BLE001 - unproven is reported as failed, not hidden
+            report.update(ok=False, verify_error=f"{type(exc).__name__}: {exc}")
         report["ok"] = bool(report["ok"] and report["template"].get("ok", True))
     (out / "README.md").write_text(readme_text(name, files, modelfiles, report["ok"]),
                                    encoding="utf-8")
@@ -387,9 +394,9 @@ def _print_report(report: dict) -> None:
     if ref.get("applied"):
         print(f"  reference GGUF: min q/k correlation {ref['min_corr_qk']:.5f} "
               f"({'ok' if ref['ok'] else 'FAILED'})")
-    main = report["modelfiles"].get("q8_0") or report["modelfiles"].get("f16")
-    print(f"  run it: cd {report['out_dir']} && ollama create {report['name'].lower()} "
-          f"-f {Path(main).name}")
+    if report.get("verify_error"):
+        print(f"  verification could not run: {report['verify_error']}")
+    print(f"  run it: {report['ollama']}")
     print(f"  details: {report['readme']}")
 
 

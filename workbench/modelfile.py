@@ -124,8 +124,13 @@ def modelfile_text(gguf_name: str, template: str | None, system: str, gen: dict,
     return "\n".join(lines) + "\n"
 
 
+def ollama_tag(name: str) -> str:
+    """A model name Ollama accepts: lowercase letters, digits, '.', '_' and '-'."""
+    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.") or "model"
+
+
 def readme_text(name: str, files: dict, modelfiles: dict, report_ok: bool | None) -> str:
-    tag = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.") or "model"
+    tag = ollama_tag(name)
     main = "q8_0" if "q8_0" in files else "f16"
     lines = [f"# {name}: GGUF export", "",
              "Files: " + ", ".join(f"`{Path(p).name}`" for p in files.values()) + ".", "",
