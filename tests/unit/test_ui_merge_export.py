@@ -50,7 +50,7 @@ def test_spectrum_rows_plots_and_verdict(tiny_run):
 
 def test_export_subprocess_report_paths_and_commands(tiny_run):
     steps = list(merge.export_run(tiny_run.name, "f16", poll=0.2))
-    assert len(steps) >= 2 and "⏳" in render(steps[0][0])
+    assert len(steps) >= 2 and "exporting" in render(steps[0][0])
     status, result = (render(x) for x in steps[-1])
     assert status.startswith("✓") and "Export finished" in status
     assert "✓ Verified" in result and "F16" in result and "tiny-export" in result

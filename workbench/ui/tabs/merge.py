@@ -89,11 +89,11 @@ def build(ctx) -> MergeTab:
         colors = _color_map()
         rank_plot = gr.LinePlot(None, x="layer", y="effective_rank", color="module",
                                 color_map=colors, label=t("spec.rank_plot"),
-                                x_title="layer", y_title="effective rank", height=300,
+                                x_title="layer", y_title="effective rank", color_title="",
                                 elem_id="spec-rank-plot")
         norm_plot = gr.LinePlot(None, x="layer", y="relative_norm_pct", color="module",
                                 color_map=colors, label=t("spec.norm_plot"),
-                                x_title="layer", y_title="|ΔW| / |W| (%)", height=300,
+                                x_title="layer", y_title="|ΔW| / |W| (%)", color_title="",
                                 elem_id="spec-norm-plot")
     with gr.Accordion(t("spec.table"), open=False):
         table = gr.Markdown(max_height=420, elem_id="spec-table")
@@ -150,7 +150,7 @@ def report_markdown(rep: dict) -> str:
     lines = [f"### {'✓' if ok else '✗'} {m('merge.ok' if ok else 'merge.bad')}", "",
              f"- {m('merge.diff')}: **{diff:.2e}** ({m('merge.tolerance')} "
              f"{rep.get('tolerance')})" if isinstance(diff, (int, float)) else "",
-             f"- {m('merge.folder')}: `{html.escape(shared.display_path(rep['path']))}`"
+             f"- {m('merge.folder')}: `{html.escape(show_path(rep['path']))}`"
              if rep.get("path") else ""]
     return "\n".join(line for line in lines if line is not None)
 
@@ -190,8 +190,8 @@ def export_run(name, qtype, poll: float = POLL_SECONDS):
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
             while proc.poll() is None:
-                yield (f"⏳ {first} · {shared.duration(time.monotonic() - t0)} "
-                       f"{_last_line(log_path)}", gr.update())
+                yield (f"**{first}…** {shared.duration(time.monotonic() - t0)} "
+                       f"{_last_line(log_path)}", "")  # no older report meanwhile
                 time.sleep(poll)
         finally:
             if proc.poll() is None:  # the page went away or the event was cancelled
@@ -228,17 +228,24 @@ def parse_report(stdout: str) -> dict | None:
     return None
 
 
+# the child's progress messages (export.py's say()) and progress bars; warnings the
+# libraries print are not shown while it runs (they stay in <run>/export/export.log)
+_PROGRESS = re.compile(r"^(merg|load|read|convert|writ|verif|round trip|check|reference|"
+                       r"export)|\d+%\|", re.I)
+
+
 def _last_line(log_path: Path) -> str:
-    """The child's last message (progress bars end lines with \\r), short and clean."""
+    """The child's last progress message (progress bars end lines with \\r), short."""
     try:
         text = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
     except OSError:
         return ""
-    parts = [p.strip() for p in re.split(r"[\r\n]+", _ANSI.sub("", text)) if p.strip()]
+    parts = [p.strip() for p in re.split(r"[\r\n]+", _ANSI.sub("", text))
+             if _PROGRESS.search(p.strip())]
     if not parts:
         return ""
-    line = widgets.clean_message(parts[-1])[:120]
-    return f"· `{html.escape(line)}`"
+    line = widgets.clean_message(parts[-1])[:120].replace("`", "'")
+    return f"· `{line}`"
 
 
 def _error_line(text: str) -> str:
@@ -287,11 +294,11 @@ def export_markdown(rep: dict) -> str:
     ok = rep.get("ok")
     head = ("export.ok" if ok else "export.bad" if ok is False else "export.unverified")
     lines = [f"### {_mark(ok)} {m(head)}", "",
-             f"| {m('export.col.type')} | {m('export.col.file')} | {m('export.col.size')} "
+             f"| {m('export.col.type')} | {m('export.col.size')} "
              f"| max \\|Δlogit\\| | {m('export.col.same_rounding')} "
              f"| {m('export.col.argmax')} | {m('export.col.greedy')} "
              f"| {m('export.col.layout')} | {m('export.col.check')} |",
-             "|---|---|---:|---:|---:|---:|---|---:|---|"]
+             "|---|---:|---:|---:|---:|---|---:|---|"]
     checks = rep.get("checks") or {}
     for qtype, f in (rep.get("files") or {}).items():
         c = checks.get(qtype, {})
@@ -302,7 +309,7 @@ def export_markdown(rep: dict) -> str:
             f"✗ {m('export.differs')} ({rt.get('greedy_equal_prompts')}/{rt.get('prompts')})")
         size = f"{f.get('bytes', 0) / 1e6:.1f} MB"
         lines.append(
-            f"| {qtype.upper()} | `{html.escape(Path(f.get('path', '')).name)}` | {size} "
+            f"| **{qtype.upper()}** | {size} "
             f"| {_num(rt.get('max_abs_diff'), '.3g')} "
             f"| {_num(rt.get('max_abs_diff_same_rounding'), '.2g')} "
             f"| {_num(rt.get('argmax_agreement'), '.1%')} | {greedy_txt} "
@@ -328,6 +335,11 @@ def export_markdown(rep: dict) -> str:
     out_dir = rep.get("out_dir")
     if out_dir:
         lines.append(f"- {m('merge.folder')}: `{html.escape(show_path(out_dir))}`")
+    names = [Path(f.get("path", "")).name for f in (rep.get("files") or {}).values()]
+    if names:
+        lines.append(f"- {m('export.col.file')}: "
+                     + ", ".join(f"`{html.escape(n)}`" for n in names) + " · Modelfile · "
+                     "README.md · export_report.json")
     lines += ["", run_commands(rep)]
     return "\n".join(lines)
 
@@ -421,7 +433,11 @@ def verdict_markdown(result: dict) -> str:
     s = result.get("summary") or {}
     key = VERDICT_KEYS.get(s.get("verdict"), "spec.ok")
     icon = {"too_large": "↓", "too_small": "↑", "ok": "✓"}.get(s.get("verdict"), "–")
-    lines = [f"**{icon} {m(key)}**", "", html.escape(s.get("advice", ""))]
+    advice = s.get("advice", "")
+    # the advice opens with the verdict the heading already says: keep what follows
+    detail = advice.split(": ", 1)[1] if ": " in advice and s.get("verdict") in (
+        "too_large", "too_small", "ok") else advice
+    lines = [f"**{icon} {m(key)}**: {html.escape(detail)}"]
     if s.get("modules"):
         rel = s.get("median_relative_norm")
         lines += ["", f"{m('spec.median_rank')}: **{s['median_effective_rank']:g}** / r = "
