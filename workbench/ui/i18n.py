@@ -238,7 +238,7 @@ MESSAGES: dict[str, dict[str, str]] = {
                    "zh": "验证失败：有 GGUF 文件与合并后的模型不一致"},
     "export.unverified": {"en": "Written, not verified", "zh": "已写出，未验证"},
     "export.col.type": {"en": "Type", "zh": "类型"},
-    "export.col.file": {"en": "File", "zh": "文件"},
+    "export.col.file": {"en": "Files", "zh": "文件"},
     "export.col.size": {"en": "Size", "zh": "大小"},
     "export.col.same_rounding": {"en": "vs same rounding", "zh": "与同样舍入相比"},
     "export.col.argmax": {"en": "Argmax agreement", "zh": "argmax 一致率"},
@@ -459,6 +459,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "dry.eta": {"en": "whole run", "zh": "完整训练"},
     "dry.steps": {"en": "steps, about", "zh": "步，约"},
     "dry.load": {"en": "loading took", "zh": "加载耗时"},
+    "dry.measured": {"en": "steps measured", "zh": "步实测"},
 }
 
 
