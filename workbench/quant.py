@@ -466,14 +466,23 @@ def nf4_vs_fp4(rows, layers, losses=None) -> dict:
     if not pairs:
         return {"pairs": [], "nf4_beats_fp4": None, "verdict": "NF4 vs FP4: not compared "
                 "(include both nf4 and fp4 variants)"}
-    wins = [p["nf4_lower_error"] for p in pairs] + [
-        p["nf4_lower_perplexity"] for p in pairs
-        if p["nf4_lower_perplexity"] is not None and p["perplexity_clear"]]
+    def summary(flags, what):
+        return (f"lower {what}" if all(flags) else f"higher {what}" if not any(flags)
+                else f"mixed {what}")
+    err = [p["nf4_lower_error"] for p in pairs]
+    measured = [p for p in pairs if p["nf4_lower_perplexity"] is not None]
+    ppl = [p["nf4_lower_perplexity"] for p in measured if p["perplexity_clear"]]
+    wins = err + ppl
     beats = all(wins) if all(wins) or not any(wins) else None
     head = {True: "NF4 beats FP4 on this model and data",
             False: "NF4 does not beat FP4 on this model and data",
             None: "mixed result for NF4 vs FP4"}[beats]
-    return {"pairs": pairs, "nf4_beats_fp4": beats, "verdict": head + ": " + "; ".join(parts)}
+    found = [summary(err, "weight error")]
+    if measured:
+        found.append(summary(ppl, "perplexity") if ppl else
+                     "no clear perplexity difference")
+    return {"pairs": pairs, "nf4_beats_fp4": beats,
+            "verdict": f"{head} ({', '.join(found)}): " + "; ".join(parts)}
 
 
 # -- frames for the app, and the CLI ------------------------------------------------------
