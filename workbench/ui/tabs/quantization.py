@@ -1,24 +1,65 @@
 """Quantization tab: the base model, and how its frozen weights are stored while training
 (none / int8 / nf4 / fp4, double quant, compute dtype, int8 outlier threshold), each with a
-one-line explanation. "Load and measure" loads the model exactly that way and reports its
-measured footprint next to the 16-bit size. Widgets: every `model.*` and `quantization.*`
-Preset field. (Issue 5 adds the memory estimate and the quantisation comparison here.)"""
+plain explanation. Widgets: every `model.*` and `quantization.*` Preset field.
+
+- Memory estimate: a stacked bar chart (base weights / LoRA / gradients / optimizer /
+  activations) for the current settings next to full and LoRA fine-tuning, redrawn when a
+  quantization, LoRA or training setting changes, and a line saying whether it fits in
+  this machine's GPU memory or RAM. Pure arithmetic (`workbench.memory`) on the model's
+  shape, read from its config.json (or a GGUF header): no weights are loaded.
+- "Load and measure" loads the model exactly as configured and reports its footprint.
+- "Compare quantisations" runs `launch.py quant compare` in its own process (it loads
+  several variants of the model) and shows the table and per-layer weight error plot.
+
+`launch_lines` (run a launch.py command, stream its lines) is shared with the Training
+tab's dry run. Tests: tests/unit/test_ui_quant.py, tests/browser/test_quant_tab.py.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import gc
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
-from workbench.config import EMBEDDED_MODEL
+from workbench import memory, paths
+from workbench.config import EMBEDDED_MODEL, Preset
+from workbench.errors import ModelError, RunError
 from workbench.ui import shared, widgets
-from workbench.ui.i18n import m, t
+from workbench.ui.i18n import m, t, text
 
 MEASURE_KEYS = ["model.name_or_path", "model.trust_remote_code", "quantization.mode",
                 "quantization.double_quant", "quantization.compute_dtype",
                 "quantization.int8_threshold"]
+# every setting the memory estimate depends on (alpha, the outlier threshold... do not)
+ESTIMATE_KEYS = ["model.name_or_path", "quantization.mode", "quantization.double_quant",
+                 "quantization.compute_dtype", "lora.r", "lora.target_modules",
+                 "lora.dropout", "train.batch_size", "train.max_length",
+                 "train.gradient_checkpointing", "train.optimizer"]
+# chart components: (i18n key, Estimate.breakdown keys summed into it, colour)
+COMPONENTS = [("qmem.weights", ("weights", "quant_constants", "non_quantized"), "#64748b"),
+              ("qmem.lora", ("lora",), "#16a34a"),
+              ("qmem.gradients", ("gradients",), "#d97706"),
+              ("qmem.optimizer", ("optimizer",), "#dc2626"),
+              ("qmem.activations", ("activations", "logits"), "#2563eb")]
+LAUNCH = paths.PROJECT_ROOT / "launch.py"
+PROGRESS_RE = re.compile(r"^\[\s*(\d+)%\]\s*(.*)$")  # `quant compare` progress lines
+ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+GB = 1e9
+LANGS = ("en", "zh")
 
 
 @dataclass
@@ -26,6 +67,13 @@ class QuantizationTab:
     measure: gr.Button
     result: gr.Markdown
     inputs: list
+    chart: gr.BarPlot
+    fits: gr.Markdown
+    compare: gr.Button
+    perplexity: gr.Checkbox
+    compare_status: gr.Markdown
+    compare_table: gr.Dataframe
+    layer_plot: gr.LinePlot
 
 
 def model_choices(current: str | None = None) -> list[str]:
@@ -40,24 +88,248 @@ def model_choices(current: str | None = None) -> list[str]:
 def build(ctx) -> QuantizationTab:
     with gr.Row():
         name = ctx.field("model.name_or_path", kind="Dropdown", choices=model_choices(),
-                             allow_custom_value=True, scale=3)
+                         allow_custom_value=True, scale=3)
         trust = ctx.field("model.trust_remote_code", scale=1)
-    gr.Markdown(f"### {m('quant.heading')}\n\n" + "\n".join(
-        f"- **{mode}**: {m('quant.' + mode)}" for mode in ("nf4", "fp4", "int8", "none")))
-    with gr.Row():
-        mode = ctx.field("quantization.mode")
-        double = ctx.field("quantization.double_quant")
-    with gr.Row():
-        dtype = ctx.field("quantization.compute_dtype")
-        threshold = ctx.field("quantization.int8_threshold")
-    measure_btn = gr.Button(t("quant.measure"), variant="secondary", size="md",
-                            elem_id="quant-measure", elem_classes=["wb-inline"])
-    result = gr.Markdown(m("quant.not_measured"), elem_id="quant-result")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            gr.Markdown(f"### {m('quant.heading')}\n\n" + "\n".join(
+                f"- **{mode}**: {m('quant.' + mode)}" for mode in ("nf4", "fp4", "int8",
+                                                                   "none")))
+            # plainer help than the field metadata's: written for people new to this
+            with gr.Row():
+                mode = ctx.field("quantization.mode", info=t("qhelp.mode"))
+                double = ctx.field("quantization.double_quant",
+                                   info=t("qhelp.double_quant"))
+            with gr.Row():
+                dtype = ctx.field("quantization.compute_dtype",
+                                  info=t("qhelp.compute_dtype"))
+                threshold = ctx.field("quantization.int8_threshold",
+                                      info=t("qhelp.int8_threshold"))
+            measure_btn = gr.Button(t("quant.measure"), variant="secondary", size="md",
+                                    elem_id="quant-measure", elem_classes=["wb-inline"])
+            result = gr.Markdown(m("quant.not_measured"), elem_id="quant-result")
+        with gr.Column(scale=4):
+            # starts with every component (Gradio keeps the first data's colour series);
+            # no block label: with one, Gradio 6.31 pushes the plot down and clips the
+            # legend at the bottom, so a heading says what the chart is
+            gr.Markdown(f"### {m('qmem.chart')}")
+            chart = gr.BarPlot(initial_frame(ctx.initial), x="method", y="GB",
+                               color="component", color_map=color_map(),
+                               sort=method_order(), show_label=False,
+                               x_title=" ", y_title="GB", color_title=" ",
+                               y_axis_format=".2f", height=320, elem_id="quant-estimate")
+            fits = gr.Markdown(m("qmem.pending"), elem_id="quant-fits")
+    with gr.Accordion(t("qcmp.heading"), open=True):
+        gr.Markdown(m("qcmp.explain"))
+        with gr.Row(elem_classes=["wb-actions"]):
+            perplexity = gr.Checkbox(True, label=t("qcmp.perplexity"),
+                                     info=t("qcmp.perplexity.help"), scale=3,
+                                     elem_id="quant-compare-ppl")
+            compare_btn = gr.Button(t("qcmp.button"), variant="secondary", scale=1,
+                                    elem_id="quant-compare")
+        compare_status = gr.Markdown(elem_id="quant-compare-status")
+        compare_table = gr.Dataframe(None, label=t("qcmp.table"), interactive=False,
+                                     elem_id="quant-compare-table")
+        gr.Markdown(f"#### {m('qcmp.plot')}")
+        layer_plot = gr.LinePlot(None, x="layer", y="error", color="variant",
+                                 show_label=False, x_title="layer",
+                                 y_title="relative weight error", height=280,
+                                 elem_id="quant-layer-errors")
     inputs = [name, trust, mode, double, dtype, threshold]
     measure_btn.click(widgets.guard(measure), inputs, [result], concurrency_id="model",
                       concurrency_limit=1, api_visibility="private")
-    return QuantizationTab(measure_btn, result, inputs)
+    tab = QuantizationTab(measure_btn, result, inputs, chart, fits, compare_btn, perplexity,
+                          compare_status, compare_table, layer_plot)
+    ctx.quantization_tab = tab  # wired once the LoRA and Training widgets exist
+    return tab
 
+
+def wire(ctx, tab: QuantizationTab, demo: gr.Blocks) -> None:
+    """The estimate reads LoRA and Training widgets; Compare needs every tab."""
+    est_inputs = [ctx.fields[k] for k in ESTIMATE_KEYS]
+    triggers = [demo.load] + [getattr(c, "input" if k == "lora.target_modules" else "change")
+                              for k, c in zip(ESTIMATE_KEYS, est_inputs)]
+    gr.on(triggers, update_estimate, est_inputs, [tab.chart, tab.fits],
+          api_visibility="private", concurrency_id="estimate", concurrency_limit=1,
+          show_progress="hidden", trigger_mode="always_last")
+    tab.compare.click(widgets.guard(compare_quantizations),
+                      [tab.perplexity, *ctx.field_list()],
+                      [tab.compare_status, tab.compare_table, tab.layer_plot],
+                      api_visibility="private", concurrency_id="model", concurrency_limit=1)
+
+
+# -- memory estimate ----------------------------------------------------------------------
+
+def lang_of(request: gr.Request | None) -> str:
+    """The page language for data inside plots (the m() markers cannot reach them)."""
+    accept = ""
+    if request is not None:
+        accept = (getattr(request, "headers", None) or {}).get("accept-language", "") or ""
+    return "zh" if accept.strip().lower().startswith("zh") else "en"
+
+
+@functools.lru_cache(maxsize=8)
+def model_shape(name: str) -> memory.ModelShape:
+    """The model's shape from its config.json, a GGUF header or a named size; never loads
+    weights and never imports a GGUF (the embedded model may not be imported yet)."""
+    key = str(name or "").strip()
+    if not key:
+        raise ModelError("model.name_or_path: choose a base model first")
+    if key.lower() in memory.NAMED:
+        return memory.NAMED[key.lower()]
+    from workbench import models
+    gguf = None
+    if key.startswith("embedded:"):
+        gguf = models.embedded_gguf(key)
+    elif key.lower().endswith(".gguf"):
+        gguf = paths.resolve_data_path(key)
+    if gguf is not None:
+        return _gguf_shape(Path(gguf), key)
+    path = paths.resolve_data_path(key)
+    if path.is_dir() or path.is_file():
+        return memory.shape_for(str(path))
+    try:  # a Hub id: only a config.json already downloaded, never the weights
+        from huggingface_hub import hf_hub_download
+        config = hf_hub_download(key, "config.json", local_files_only=True)
+    except Exception:  # noqa: BLE001 - not cached, bad id, no hub library
+        raise ModelError(f"model {key!r}: its config.json is not on this machine yet; press "
+                         "“Load and measure” once to fetch the model") from None
+    return memory.shape_for(config)
+
+
+def _gguf_shape(path: Path, name: str) -> memory.ModelShape:
+    """Architecture numbers from a GGUF header (the tensors are memory-mapped, not read)."""
+    from gguf import GGUFReader
+    if not path.is_file():
+        raise ModelError(f"model {name!r}: no such file")
+    reader = GGUFReader(str(path))
+    fields = reader.fields
+
+    def value(key, default=None):
+        f = fields.get(key)
+        return default if f is None else f.contents()
+    arch = value("general.architecture", "llama")
+    g = {k: value(f"{arch}.{k}") for k in ("embedding_length", "feed_forward_length",
+                                           "block_count", "attention.head_count",
+                                           "attention.head_count_kv", "vocab_size")}
+    if g["vocab_size"] is None:
+        g["vocab_size"] = len(fields["tokenizer.ggml.tokens"].data)
+    if None in (g["embedding_length"], g["block_count"], g["attention.head_count"]):
+        raise ModelError(f"model {name!r}: the GGUF header has no {arch} shape")
+    heads = int(g["attention.head_count"])
+    return memory.ModelShape(
+        name=name, vocab=int(g["vocab_size"]), hidden=int(g["embedding_length"]),
+        intermediate=int(g["feed_forward_length"] or 4 * g["embedding_length"]),
+        layers=int(g["block_count"]), heads=heads,
+        kv_heads=int(g["attention.head_count_kv"] or heads),
+        tied=not any(ti.name == "output.weight" for ti in reader.tensors))
+
+
+def estimate_preset(values: dict) -> Preset:
+    """A Preset holding the estimate's settings ({dotted key: widget value})."""
+    sections = {}
+    for dotted, value in values.items():
+        section, key = dotted.split(".", 1)
+        sections.setdefault(section, {})[key] = value
+    return dataclasses.replace(Preset(), **{s: widgets.to_section(s, v)
+                                            for s, v in sections.items()})
+
+
+def estimates(preset: Preset, shape: memory.ModelShape, device: str | None = None) -> list:
+    """[(method, Estimate, is the chosen one)] for full, LoRA and the quantised method
+    (int8 when chosen, else QLoRA with the chosen 4-bit type)."""
+    mode = preset.quantization.mode
+    chosen = {"none": "lora", "int8": "int8", "nf4": "qlora", "fp4": "qlora"}[mode]
+    methods = ["full", "lora", "int8" if mode == "int8" else "qlora"]
+    return [(meth, memory.estimate_for_preset(preset, shape=shape, method=meth, device=device),
+             meth == chosen) for meth in methods]
+
+
+def method_label(method: str, settings: dict, chosen: bool, lang: str = "en") -> str:
+    s = settings
+    label = text(f"qmem.method.{method}", lang)
+    if method == "qlora":
+        label += f" {s['quant_type']}" + (" + DQ" if s["double_quant"] else "")
+    return label + (" ★" if chosen else "")
+
+
+# Gradio 6.31 redraws a plot's data but not its colours or order when only the value
+# changes, so both are set once, for every label either language can show
+def color_map() -> dict[str, str]:
+    return {text(key, lang): colour for lang in LANGS for key, _, colour in COMPONENTS}
+
+
+def method_order() -> list[str]:
+    """Every x label, in the order of the bars: full, LoRA, then the quantised method."""
+    kinds = [("full", None, None), ("lora", None, None), ("int8", None, None)] + [
+        ("qlora", q, dq) for q in ("nf4", "fp4") for dq in (True, False)]
+    out = []
+    for lang in LANGS:
+        for meth, quant_type, dq in kinds:
+            settings = {"quant_type": quant_type, "double_quant": dq}
+            for chosen in (False, True):
+                out.append(method_label(meth, settings, chosen, lang))
+    return out
+
+
+def initial_frame(preset: Preset) -> pd.DataFrame:
+    """The chart before the page has loaded: the preset's estimate, else zeros."""
+    try:
+        return estimate_frame(estimates(preset, model_shape(preset.model.name_or_path)))
+    except Exception:  # noqa: BLE001 - the page load shows the reason beside the chart
+        return pd.DataFrame([{"method": text(f"qmem.method.{meth}"), "component": text(key),
+                              "GB": 0.0} for meth in ("full", "lora", "qlora")
+                             for key, _, _ in COMPONENTS])
+
+
+def estimate_frame(rows: list, lang: str = "en") -> pd.DataFrame:
+    """Long form for the stacked bars: method, component, GB; every component of every
+    method, zeros included, so each colour exists from the first drawing."""
+    out = []
+    for meth, est, chosen in rows:
+        label = method_label(meth, est.settings, chosen, lang)
+        for key, parts, _ in COMPONENTS:
+            out.append({"method": label, "component": text(key, lang),
+                        "GB": round(sum(est.breakdown[p] for p in parts) / GB, 4)})
+    return pd.DataFrame(out, columns=["method", "component", "GB"])
+
+
+def fits_markdown(rows: list, device: tuple[str, int, int]) -> str:
+    """Where training would run, how much is free, and whether each method fits."""
+    kind, total, free = device
+    where = m("qmem.gpu") if kind == "gpu" else m("qmem.ram")
+    lines = [f"**{where}**: {memory.fmt_bytes(free)} {m('qmem.free')} "
+             f"({memory.fmt_bytes(total)} {m('qmem.total')})", ""]
+    for meth, est, chosen in rows:
+        ok = est.total_bytes <= free
+        line = (f"{'✓' if ok else '✗'} {m('qmem.method.' + meth)}: {m('qmem.needs')} "
+                f"{memory.fmt_bytes(est.total_bytes)} · "
+                f"{m('qmem.fits' if ok else 'qmem.no_fit')}")
+        lines.append(f"- **{line}** ★" if chosen else f"- {line}")
+    chosen_est = next(est for _, est, c in rows if c)
+    if chosen_est.total_bytes > free:
+        lines += ["", f"⚠ {m('qmem.advice')}"]
+    lines += ["", f"*{m('qmem.note')}*"]
+    return "\n".join(lines)
+
+
+def update_estimate(request: gr.Request | None, *values):
+    """(chart, fit line) for the current settings (`values` in ESTIMATE_KEYS order); a
+    problem (an unreadable model, a value out of range while typing) shows in the line,
+    the chart keeps its last bars. Gradio fills `request` (leading positional parameters
+    are the only ones it fills)."""
+    try:
+        preset = estimate_preset(dict(zip(ESTIMATE_KEYS, values)))
+        rows = estimates(preset, model_shape(preset.model.name_or_path))
+        lang = lang_of(request)
+        return estimate_frame(rows, lang), fits_markdown(rows, memory.device_memory())
+    except Exception as exc:  # noqa: BLE001 - shown beside the chart, never a toast storm
+        if not isinstance(exc, (ModelError, ValueError)) and "Preset" not in type(exc).__name__:
+            widgets.log.error("memory estimate failed", exc_info=True)
+        return gr.skip(), f"⚠ {widgets.error_text(exc)}"
+
+
+# -- load and measure ---------------------------------------------------------------------
 
 def measure(name, trust, mode, double_quant, compute_dtype, int8_threshold) -> str:
     """Load the model with these settings and report its measured footprint."""
@@ -97,3 +369,124 @@ def fmt_bytes(n) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"
+
+
+# -- work in its own process ----------------------------------------------------------------
+
+def temp_preset(preset: Preset, prefix: str) -> Path:
+    """The page's settings as a YAML file under WORKBENCH_HOME/tmp (the caller deletes it)."""
+    from workbench.presets import to_yaml
+    folder = paths.home() / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".yaml", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(to_yaml(preset))
+    return Path(name)
+
+
+def launch_lines(argv: list[str], stdout=None, env: dict | None = None):
+    """Run `python launch.py ARGV` in its own process and yield its output lines as they
+    come (stderr, plus stdout unless `stdout` is a file to write it to). A failure raises
+    RunError with the command's `error:` line (or its last lines). Closing the generator
+    (page closed, event cancelled) ends the process, so nothing keeps running unseen."""
+    full_env = dict(os.environ, WORKBENCH_HOME=str(paths.home()), PYTHONUNBUFFERED="1",
+                    GRADIO_ANALYTICS_ENABLED="False", **(env or {}))
+    proc = subprocess.Popen([sys.executable, str(LAUNCH), *argv], cwd=paths.PROJECT_ROOT,
+                            stdin=subprocess.DEVNULL, stdout=stdout or subprocess.PIPE,
+                            stderr=subprocess.PIPE if stdout else subprocess.STDOUT,
+                            text=True, errors="replace", env=full_env,
+                            start_new_session=True)
+    tail: deque[str] = deque(maxlen=12)
+    try:
+        for raw in proc.stderr if stdout else proc.stdout:  # text mode: \r ends a line too
+            line = ANSI_RE.sub("", raw).strip()
+            if line:
+                tail.append(line)
+                yield line
+        rc = proc.wait()
+    finally:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait()
+    if rc != 0:
+        errors = [ln.removeprefix("error: ") for ln in tail if ln.startswith("error: ")]
+        detail = errors[-1] if errors else " / ".join(list(tail)[-3:])
+        raise RunError(f"{argv[0]} failed (exit code {rc}): {widgets.clean_message(detail)}")
+
+
+# -- compare quantisations ----------------------------------------------------------------
+
+TABLE_HEADERS = {"variant": "qcmp.col.variant", "bits_per_param": "qcmp.col.bits",
+                 "footprint_bytes": "qcmp.col.footprint", "load_seconds": "qcmp.col.load",
+                 "quantize_seconds": "qcmp.col.quantize", "mean_rel_error": "qcmp.col.mean",
+                 "max_rel_error": "qcmp.col.max", "perplexity": "qcmp.col.ppl",
+                 "perplexity_change_pct": "qcmp.col.ppl_change"}
+
+
+def compare_quantizations(request: gr.Request | None, progress=gr.Progress(),
+                          perplexity=True, *values):
+    """Run `launch.py quant compare` on the page's settings (`values`: every field) in its
+    own process; yield (status, table, layer plot) as it goes."""
+    from workbench import quant
+    shared.refuse_if_busy("comparing quantisations")
+    preset = widgets.to_preset(values)
+    yaml_path = temp_preset(preset, "quant-")
+    out_path = yaml_path.with_suffix(".json")
+    argv = ["quant", "compare", str(yaml_path), "--json"]
+    if not perplexity:
+        argv.append("--no-perplexity")
+    started = time.monotonic()
+    progress(0, desc=text("qcmp.starting"))
+    yield f"⏳ {m('qcmp.starting')}", gr.skip(), gr.skip()
+    try:
+        with open(out_path, "w", encoding="utf-8") as out:
+            for line in launch_lines(argv, stdout=out):
+                match = PROGRESS_RE.match(line)
+                if match:
+                    pct, what = int(match.group(1)), match.group(2)
+                    progress(pct / 100, desc=what)
+                    yield (f"⏳ {pct}% · {widgets.clean_message(what)} · "
+                           f"{shared.duration(time.monotonic() - started)}",
+                           gr.skip(), gr.skip())
+        result = json.loads(out_path.read_text(encoding="utf-8"))
+    finally:
+        yaml_path.unlink(missing_ok=True)
+        out_path.unlink(missing_ok=True)
+    lang = lang_of(request)
+    yield (compare_markdown(result, time.monotonic() - started),
+           compare_table(quant.table_frame(result), lang),
+           layer_frame(quant.layer_errors_frame(result)))
+
+
+def compare_table(frame: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
+    """The table as a person reads it: MB, rounded errors, headers in the page language."""
+    f = frame.copy()
+    f["footprint_bytes"] = (f["footprint_bytes"] / 2**20).round(1)
+    for col, digits in (("bits_per_param", 3), ("mean_rel_error", 5), ("max_rel_error", 4),
+                        ("perplexity", 3), ("perplexity_change_pct", 2),
+                        ("load_seconds", 2), ("quantize_seconds", 2)):
+        f[col] = pd.to_numeric(f[col], errors="coerce").round(digits)
+    f = f.astype(object).where(f.notna(), None)  # not measured: an empty cell, not NaN
+    return f.rename(columns={c: text(k, lang) for c, k in TABLE_HEADERS.items()})
+
+
+def layer_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean relative error of each layer's linear weights, per variant (layer -1 = weights
+    outside the numbered blocks, left out)."""
+    f = frame[frame["layer"] >= 0]
+    return (f.groupby(["layer", "variant"], sort=False, as_index=False)["error"].mean()
+            .sort_values(["variant", "layer"], kind="stable").reset_index(drop=True))
+
+
+def compare_markdown(result: dict, seconds: float) -> str:
+    ev = result.get("eval") or {}
+    where = (f"{m('qcmp.ppl_on')} {ev.get('tokens')} tokens · {ev.get('source')}"
+             if ev.get("source") else m("qcmp.no_ppl"))
+    verdict = (result.get("nf4_vs_fp4") or {}).get("verdict", "")
+    return (f"✓ **{m('qcmp.done')}** ({shared.duration(seconds)}, {result.get('device')}, "
+            f"{result.get('dtype')}) · {where}\n\n**NF4 vs FP4:** "
+            f"{widgets.clean_message(verdict)}\n\n*{m('qcmp.how_to_read')}*")

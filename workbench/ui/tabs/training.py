@@ -6,11 +6,15 @@ Training runs in its own process (`workbench.jobs`); this tab only starts it and
 run folder. A `gr.Timer` polls the folder, and on page load the view attaches to the
 running job (or the newest run), so a reload or a second browser tab sees the same run.
 Widgets: every `train.*` Preset field.
+
+"Dry run" trains 5 steps of the page's settings in its own process (`launch.py dryrun`,
+nothing kept) and shows the measured speed, peak memory and ETA beside the estimate.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,9 +25,10 @@ import pandas as pd
 
 from workbench.presets import check_name
 from workbench.ui import shared, widgets
-from workbench.ui.i18n import m, t
+from workbench.ui.i18n import m, t, text
 
 POLL_SECONDS = 2.0
+DRY_RUN_STEPS = 5
 RUNS_SHOWN = 12
 LOG_LINES = 20
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # progress bars' cursor moves in the log
@@ -54,6 +59,8 @@ class TrainingTab:
     runs_table: gr.Markdown
     timer: gr.Timer
     shown: gr.State
+    dry_run: gr.Button | None = None
+    dry_result: gr.Markdown | None = None
 
     @property
     def view_outputs(self) -> list:
@@ -75,7 +82,9 @@ def build(ctx) -> TrainingTab:
         start = gr.Button(t("train.start"), variant="primary", scale=1, elem_id="train-start")
         stop = gr.Button(t("train.stop"), variant="stop", scale=1, interactive=False,
                          elem_id="train-stop")
+        dry = gr.Button(t("dry.button"), variant="secondary", scale=1, elem_id="train-dry-run")
     notice = gr.Markdown(elem_id="train-notice")
+    dry_result = gr.Markdown(elem_id="train-dry-result")
     progress = gr.HTML(elem_id="train-progress")
     with gr.Row(equal_height=True):
         # one series per plot and None (not an empty frame) until there are points:
@@ -99,7 +108,7 @@ def build(ctx) -> TrainingTab:
     shown = gr.State(None)
     tab = TrainingTab(settings, run_name, start, stop, resume, run, notice, progress,
                       plots["loss"], plots["eval_loss"], plots["learning_rate"], log,
-                      runs_table, timer, shown)
+                      runs_table, timer, shown, dry, dry_result)
 
     # polling and picking a run only read the run folders: cheap, no queue limit
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
@@ -116,6 +125,13 @@ def wire(ctx, tab: TrainingTab, demo: gr.Blocks) -> None:
                     [tab.run, tab.notice, tab.settings], api_visibility="private")
     demo.load(view, [gr.State(None), gr.State(None)], tab.view_outputs,
               api_visibility="private", concurrency_limit=None, show_progress="hidden")
+    tab.dry_run.click(widgets.guard(dry_run), ctx.field_list(), [tab.dry_result],
+                      api_visibility="private", concurrency_id="model", concurrency_limit=1)
+    # the Quantization tab's estimate reads LoRA and Training widgets: wired now that
+    # every tab exists (app.py calls this after building them all)
+    from workbench.ui.tabs import quantization
+    if getattr(ctx, "quantization_tab", None) is not None:
+        quantization.wire(ctx, ctx.quantization_tab, demo)
 
 
 # -- actions ----------------------------------------------------------------------------
@@ -144,6 +160,48 @@ def resume_run(selected):
     run = jobs.resume(shared.find_run(selected))
     return (gr.update(choices=shared.run_names(), value=Path(run).name),
             f"✓ {m('train.resumed')}: **{html.escape(Path(run).name)}**")
+
+
+def dry_run(progress=gr.Progress(), *values):
+    """Train DRY_RUN_STEPS steps of the page's settings in its own process (`launch.py
+    dryrun`), showing its progress, then the measured figures beside the estimate."""
+    from workbench.ui.tabs.quantization import launch_lines, temp_preset
+    shared.refuse_if_busy("a dry run")
+    preset = widgets.to_preset(values)
+    yaml_path = temp_preset(preset, "dryrun-")
+    out_path = yaml_path.with_suffix(".json")
+    progress(0, desc=text("dry.starting"))
+    yield f"⏳ {m('dry.starting')}"
+    try:
+        argv = ["dryrun", str(yaml_path), "--steps", str(DRY_RUN_STEPS),
+                "--json-out", str(out_path)]
+        # glibc then returns freed memory, so the measured peak RSS follows live tensors
+        for line in launch_lines(argv, env={"MALLOC_MMAP_THRESHOLD_": "65536"}):
+            progress(None, desc=line[:80])
+            yield f"⏳ {m('dry.running')} · `{html.escape(line[:120])}`"
+        result = json.loads(out_path.read_text(encoding="utf-8"))
+    finally:
+        yaml_path.unlink(missing_ok=True)
+        out_path.unlink(missing_ok=True)
+    yield dry_run_markdown(result)
+
+
+def dry_run_markdown(res: dict) -> str:
+    from workbench.memory import fmt_bytes
+    est = (res.get("estimate") or {}).get("total_bytes")
+    peak = res.get("peak_bytes")
+    vs = f" · {m('dry.estimate')} {fmt_bytes(est)}" if est else ""
+    if est and peak:
+        vs += f" ({100 * (peak / est - 1):+.0f}%)"
+    tps = res.get("tokens_per_second")
+    return (f"**{m('dry.result')}** ({res.get('steps')} {m('dry.measured')}, "
+            f"{res.get('device')})\n\n"
+            f"- {m('dry.seconds_per_step')}: **{res.get('seconds_per_step')}**\n"
+            f"- {m('dry.tokens_per_second')}: **{tps if tps is not None else '–'}**\n"
+            f"- {m('dry.peak')}: **{fmt_bytes(peak or 0)}**{vs}\n"
+            f"- {m('dry.eta')}: {res.get('full_run_steps')} {m('dry.steps')} "
+            f"**{shared.duration(res.get('eta_seconds'))}** "
+            f"({m('dry.load')} {res.get('load_seconds')} s)\n\n*{m('dry.explain')}*")
 
 
 # -- the live view ----------------------------------------------------------------------

@@ -1,0 +1,226 @@
+"""Quantization tab (memory estimate chart, fit line, Compare quantisations) and the
+Training tab's Dry run, handlers called directly. The model shape comes from the tiny
+model's config.json or a named size; subprocesses are faked except one real launch.py
+error, so the tests stay fast."""
+
+import json
+import os
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import pytest
+
+from workbench import memory, paths, presets
+from workbench.errors import RunError
+from workbench.ui import widgets
+from workbench.ui.i18n import field_keys, render, text
+from workbench.ui.tabs import quantization as quant_tab
+from workbench.ui.tabs import training
+
+from tests.unit.test_ui_tabs import make_run
+
+PLENTY = ("ram", 64 * 10**9, 32 * 10**9)
+
+
+def no_progress(*args, **kwargs):
+    pass
+
+
+def est_values(model, **changes):
+    """The estimate's widget values, cpu-demo's settings with `changes` (dotted keys)."""
+    all_values = dict(zip(field_keys(), widgets.from_preset(presets.load("cpu-demo"))))
+    all_values.update({"model.name_or_path": str(model), **changes})
+    return [all_values[k] for k in quant_tab.ESTIMATE_KEYS]
+
+
+def chart_of(monkeypatch, model, device=PLENTY, **changes) -> tuple[pd.DataFrame, str]:
+    monkeypatch.setattr(memory, "device_memory", lambda: device)
+    chart, fits = quant_tab.update_estimate(None, *est_values(model, **changes))
+    return chart, render(fits)
+
+
+def totals(frame: pd.DataFrame) -> dict:
+    return frame.groupby("method", sort=False)["GB"].sum().to_dict()
+
+
+def test_chart_has_every_component_for_full_lora_and_the_chosen_method(monkeypatch,
+                                                                        tiny_model_dir):
+    frame, fits = chart_of(monkeypatch, tiny_model_dir)
+    components = [text(k) for k, _, _ in quant_tab.COMPONENTS]
+    methods = list(dict.fromkeys(frame["method"]))
+    assert methods == ["Full 16-bit", "LoRA 16-bit", "QLoRA nf4 + DQ ★"]
+    assert set(methods) <= set(quant_tab.method_order())
+    assert len(frame) == 3 * len(components)  # zeros included: every colour from the start
+    for method in methods:
+        assert list(frame[frame["method"] == method]["component"]) == components
+    full = frame[frame["method"] == "Full 16-bit"].set_index("component")["GB"]
+    assert full[text("qmem.lora")] == 0 and full[text("qmem.optimizer")] > 0
+    # the chart shows exactly what memory.estimate says, folded into five components
+    preset = quant_tab.estimate_preset(dict(zip(quant_tab.ESTIMATE_KEYS,
+                                                est_values(tiny_model_dir))))
+    shape = memory.shape_for(str(tiny_model_dir))
+    qlora = memory.estimate_for_preset(preset, shape=shape, method="qlora")
+    assert totals(frame)["QLoRA nf4 + DQ ★"] == pytest.approx(qlora.total_bytes / 1e9,
+                                                              abs=1e-3)
+    assert "✓" in fits and "fits" in fits and "★" in fits
+
+
+def test_rank_and_batch_size_change_the_bars(monkeypatch):
+    base = totals(chart_of(monkeypatch, "llama-7b")[0])
+    more_r = totals(chart_of(monkeypatch, "llama-7b", **{"lora.r": 64})[0])
+    more_batch = totals(chart_of(monkeypatch, "llama-7b", **{"train.batch_size": 8})[0])
+    chosen = "QLoRA nf4 + DQ ★"
+    assert more_r[chosen] > base[chosen] and more_r["Full 16-bit"] == base["Full 16-bit"]
+    assert more_batch[chosen] > base[chosen] and more_batch["Full 16-bit"] > base["Full 16-bit"]
+
+
+def test_the_chosen_mode_moves_the_star(monkeypatch):
+    int8 = chart_of(monkeypatch, "llama-7b", **{"quantization.mode": "int8"})[0]
+    none = chart_of(monkeypatch, "llama-7b", **{"quantization.mode": "none"})[0]
+    fp4 = chart_of(monkeypatch, "llama-7b", **{"quantization.mode": "fp4",
+                                               "quantization.double_quant": False})[0]
+    assert list(dict.fromkeys(int8["method"]))[-1] == "LoRA int8 ★"
+    assert "LoRA 16-bit ★" in set(none["method"]) and "QLoRA nf4 + DQ" in set(none["method"])
+    assert "QLoRA fp4 ★" in set(fp4["method"])
+
+
+def test_fit_line_says_when_it_does_not_fit(monkeypatch):
+    small_gpu = ("gpu", 16 * 10**9, 12 * 10**9)
+    light = {"train.batch_size": 1, "train.gradient_checkpointing": True}
+    _, fits = chart_of(monkeypatch, "llama-7b", device=small_gpu, **light)
+    assert "GPU memory" in fits and "12.00 GB free" in fits
+    assert "✗ Full 16-bit" in fits and "does not fit" in fits
+    assert "✓ QLoRA" in fits and "do not fit" not in fits  # the chosen one fits
+    _, fits = chart_of(monkeypatch, "llama-65b", device=small_gpu, **light)
+    assert "✗ QLoRA" in fits and "gradient checkpointing" in fits
+
+
+def test_bad_values_show_beside_the_chart_not_as_a_crash(monkeypatch, tmp_path):
+    chart, fits = quant_tab.update_estimate(None, *est_values("llama-7b", **{"lora.r": 0}))
+    assert chart == gr.skip() and "lora.r" in fits and fits.startswith("⚠")
+    chart, fits = quant_tab.update_estimate(None, *est_values(tmp_path / "nothing-here"))
+    assert chart == gr.skip() and "⚠" in fits and str(tmp_path) not in fits
+
+
+def test_embedded_shape_comes_from_the_gguf_header_without_importing(monkeypatch):
+    from workbench import models
+    monkeypatch.setattr(models, "resolve", lambda *a: pytest.fail("must not import"))
+    quant_tab.model_shape.cache_clear()
+    shape = quant_tab.model_shape(models.EMBEDDED)
+    # SmolLM2-135M: the numbers of the imported config.json
+    assert (shape.hidden, shape.intermediate, shape.layers, shape.heads, shape.kv_heads,
+            shape.vocab, shape.tied) == (576, 1536, 30, 9, 3, 49152, True)
+
+
+def test_chinese_page_gets_chinese_chart_labels(monkeypatch):
+    class Req:
+        headers = {"accept-language": "zh-CN,zh;q=0.9"}
+    monkeypatch.setattr(memory, "device_memory", lambda: PLENTY)
+    chart, _ = quant_tab.update_estimate(Req(), *est_values("llama-7b"))
+    assert text("qmem.weights", "zh") in set(chart["component"])
+    # colours and bar order are set once for both languages (see quantization.color_map)
+    assert set(chart["component"]) <= set(quant_tab.color_map())
+    assert set(chart["method"]) <= set(quant_tab.method_order())
+
+
+# -- Compare quantisations ------------------------------------------------------------------
+
+FAKE_RESULT = {
+    "model": "/somewhere/model", "source": "preset", "dtype": "bfloat16", "device": "cpu",
+    "eval": {"source": "eval split of data/identity.jsonl", "texts": 3, "tokens": 120},
+    "table": [{"variant": v, "bits_per_param": b, "footprint_bytes": 2**20 * b,
+               "load_seconds": 1.0, "quantize_seconds": 0.5, "mean_rel_error": e,
+               "max_rel_error": 2 * e, "perplexity": 10 * (1 + e),
+               "perplexity_change_pct": 100 * e}
+              for v, b, e in (("none", 16, 0.0), ("nf4", 4.5, 0.09), ("fp4", 4.5, 0.11))],
+    "layers": [{"name": f"model.layers.{i}.self_attn.q_proj", "layer": i, "module": "q_proj",
+                "errors": {"none": 0.0, "nf4": 0.09 + i / 100, "fp4": 0.11 + i / 100}}
+               for i in range(3)],
+    "nf4_vs_fp4": {"verdict": "NF4 beats FP4 on this model and data: ..."}, "notes": []}
+
+
+def fake_launch(calls, result=None, lines=(), fail=None):
+    """A stand-in for launch_lines: records argv, writes what the command would."""
+    def run(argv, stdout=None, env=None):
+        calls.append({"argv": argv, "env": env,
+                      "preset": Path(argv[2] if argv[0] == "quant" else argv[1]).read_text()})
+        yield from lines
+        if fail:
+            raise RunError(fail)
+        if stdout is not None:
+            stdout.write(json.dumps(result))
+        elif "--json-out" in argv:
+            Path(argv[argv.index("--json-out") + 1]).write_text(json.dumps(result))
+    return run
+
+
+def all_field_values(**changes):
+    values = dict(zip(field_keys(), widgets.from_preset(presets.load("cpu-demo"))))
+    values.update(changes)
+    return list(values.values())
+
+
+def test_compare_runs_the_cli_and_shows_table_and_layer_plot(monkeypatch):
+    calls = []
+    monkeypatch.setattr(quant_tab, "launch_lines", fake_launch(
+        calls, FAKE_RESULT, lines=["[ 10%] weight error: model.layers.0.q_proj", "noise"]))
+    values = all_field_values(**{"quantization.compute_dtype": "float32"})
+    outs = list(quant_tab.compare_quantizations(None, no_progress, False, *values))
+    assert [o[0] for o in outs[:2]] and "10%" in outs[1][0]
+    status, table, plot = outs[-1]
+    assert calls[0]["argv"][:2] == ["quant", "compare"] and "--no-perplexity" in calls[0]["argv"]
+    assert "compute_dtype: float32" in calls[0]["preset"]
+    assert list(table[text("qcmp.col.variant")]) == ["none", "nf4", "fp4"]
+    assert table[text("qcmp.col.footprint")].tolist() == [16.0, 4.5, 4.5]
+    assert set(plot.columns) == {"layer", "variant", "error"} and len(plot) == 9
+    assert "NF4 beats FP4" in render(status) and "/somewhere" not in status
+    assert not list((paths.home() / "tmp").iterdir())  # temp preset and JSON removed
+
+
+def test_compare_refuses_while_training_and_reports_cli_errors(monkeypatch):
+    calls = []
+    monkeypatch.setattr(quant_tab, "launch_lines", fake_launch(calls, fail="quant: bad"))
+    with pytest.raises(RunError, match="quant: bad"):
+        list(quant_tab.compare_quantizations(None, no_progress, True, *all_field_values()))
+    make_run(state="running", pid=os.getpid())
+    with pytest.raises(RunError, match="still running"):
+        list(quant_tab.compare_quantizations(None, no_progress, True, *all_field_values()))
+    assert len(calls) == 1
+
+
+def test_launch_lines_turns_a_cli_error_into_its_message():
+    with pytest.raises(RunError, match="no-such-preset"):
+        list(quant_tab.launch_lines(["presets", "show", "no-such-preset"]))
+
+
+# -- Dry run ---------------------------------------------------------------------------------
+
+DRY = {"steps": 5, "seconds_per_step": 0.42, "tokens_per_second": 812.5,
+       "tokens_per_step": 341.2, "load_seconds": 3.1, "peak_bytes": 900 * 10**6,
+       "peak_kind": "peak RSS growth", "device": "cpu", "full_run_steps": 60,
+       "eta_seconds": 28.3, "train_examples": 80, "padded_length": 96,
+       "estimate": {"total_bytes": 10**9}}
+
+
+def test_dry_run_runs_the_cli_on_the_page_settings_and_shows_figures(monkeypatch):
+    calls = []
+    monkeypatch.setattr(quant_tab, "launch_lines",
+                        fake_launch(calls, DRY, lines=["training 5 steps to measure"]))
+    values = all_field_values(**{"train.batch_size": 2})
+    outs = list(training.dry_run(no_progress, *values))
+    argv = calls[0]["argv"]
+    assert argv[0] == "dryrun" and argv[argv.index("--steps") + 1] == "5"
+    assert "batch_size: 2" in calls[0]["preset"]
+    assert Path(argv[1]).parent == paths.home() / "tmp" and not Path(argv[1]).exists()
+    assert "training 5 steps" in outs[1]
+    final = render(outs[-1])
+    assert "0.42" in final and "812.5" in final and "900.0 MB" in final
+    assert "1.00 GB" in final and "-10%" in final and "60 steps" in final and "0:28" in final
+
+
+def test_dry_run_refuses_while_training(monkeypatch):
+    monkeypatch.setattr(quant_tab, "launch_lines", lambda *a, **k: pytest.fail("started"))
+    make_run(state="running", pid=os.getpid())
+    with pytest.raises(gr.Error, match="still running"):
+        list(widgets.guard(training.dry_run)(no_progress, *all_field_values()))
