@@ -441,7 +441,7 @@ def compare_quantizations(request: gr.Request | None, progress=gr.Progress(),
         argv.append("--no-perplexity")
     started = time.monotonic()
     progress(0, desc=text("qcmp.starting"))
-    yield f"⏳ {m('qcmp.starting')}", gr.skip(), gr.skip()
+    yield f"{m('qcmp.starting')}", gr.skip(), gr.skip()
     try:
         with open(out_path, "w", encoding="utf-8") as out:
             for line in launch_lines(argv, stdout=out):
@@ -449,7 +449,7 @@ def compare_quantizations(request: gr.Request | None, progress=gr.Progress(),
                 if match:
                     pct, what = int(match.group(1)), match.group(2)
                     progress(pct / 100, desc=what)
-                    yield (f"⏳ {pct}% · {widgets.clean_message(what)} · "
+                    yield (f"{pct}% · {widgets.clean_message(what)} · "
                            f"{shared.duration(time.monotonic() - started)}",
                            gr.skip(), gr.skip())
         result = json.loads(out_path.read_text(encoding="utf-8"))

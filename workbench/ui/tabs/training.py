@@ -171,14 +171,14 @@ def dry_run(progress=gr.Progress(), *values):
     yaml_path = temp_preset(preset, "dryrun-")
     out_path = yaml_path.with_suffix(".json")
     progress(0, desc=text("dry.starting"))
-    yield f"⏳ {m('dry.starting')}"
+    yield f"{m('dry.starting')}"
     try:
         argv = ["dryrun", str(yaml_path), "--steps", str(DRY_RUN_STEPS),
                 "--json-out", str(out_path)]
         # glibc then returns freed memory, so the measured peak RSS follows live tensors
         for line in launch_lines(argv, env={"MALLOC_MMAP_THRESHOLD_": "65536"}):
             progress(None, desc=line[:80])
-            yield f"⏳ {m('dry.running')} · `{html.escape(line[:120])}`"
+            yield f"{m('dry.running')} · `{html.escape(line[:120])}`"
         result = json.loads(out_path.read_text(encoding="utf-8"))
     finally:
         yaml_path.unlink(missing_ok=True)
