@@ -138,8 +138,7 @@ def build_app() -> gr.Blocks:
         merge.wire(ctx, merge_tab, tab_merge)
         chat.wire(ctx, chat_tab, tab_chat)
         _wire_preset_bar(ctx, bar, train_tab)
-        demo.load(dataset.inspect, data_tab.inputs, [data_tab.summary, data_tab.preview],
-                  api_visibility="private", concurrency_limit=4)
+        dataset.wire(ctx, data_tab, demo)
         del tab_data  # the Dataset tab needs no select event: it is the first one
 
     return demo
