@@ -140,7 +140,8 @@ def _walk(url, page):
     wait_text(page, "dataset-summary", "alpaca")
     assert page.locator("#dataset-role-instruction input").input_value() == "question"
     assert page.locator("#dataset-role-output input").input_value() == "answer"
-    assert "answer" in page.locator("#f-data-columns textarea, #f-data-columns input").first.input_value()
+    mapping = page.locator("#f-data-columns textarea, #f-data-columns input").first
+    assert "answer" in mapping.input_value()
     wait_text(page, "dataset-status", "Analysed 2 rows", timeout=60_000)
     page.locator("#dataset-mapping").scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "dataset-mapping.png"), full_page=True)

@@ -59,7 +59,8 @@ def test_analysis_shows_histogram_report_checks_and_first_row(analysed):
     text = in_english(report)
     summary = stats.summary(64)
     assert f"{summary['truncated_rows']} rows truncated" in text
-    assert f"{summary['trained_tokens_lost']} / {summary['trained_tokens']} trained tokens lost" in text
+    lost = f"{summary['trained_tokens_lost']} / {summary['trained_tokens']} trained tokens lost"
+    assert lost in text
     assert "rows lose every trained token" in text
     assert f"{summary['suggested_max_length']['p95']} (keeps whole 95%)" in text
     checks_text = in_english(checks)
@@ -182,7 +183,8 @@ def test_errors_stay_in_the_tab(tmp_path, tiny_model_dir):
     # the load step names the file and line too, and offers no analysis
     load = dataset.on_data(str(bad), "auto", "", "", None, 42)
     assert "line 2" in load[0] and "bad.jsonl" in load[0]
-    cleared = dataset.auto_analyse(None, *values(tiny_model_dir, f"data.path={tmp_path}/gone.jsonl"))
+    gone = values(tiny_model_dir, f"data.path={tmp_path}/gone.jsonl")
+    cleared = dataset.auto_analyse(None, *gone)
     assert cleared[0] is None and cleared[1] == dataset.m("dataset.not_analysed")
 
 

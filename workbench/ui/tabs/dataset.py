@@ -10,7 +10,8 @@ The analysis (handlers in dataset_analysis.py) is one streaming pass, kept in a
 gr.State, so moving max_length redraws the report without reading the file again. It runs
 by itself after a load when it is fast (tokenizer ready, small file) and something it
 depends on changed; otherwise the "Analyse tokens" button starts it, with progress.
-Errors land in the tab as text. Tests: tests/unit/test_ui_dataset.py, tests/browser/test_dataset_tab.py
+Errors land in the tab as text.
+Tests: tests/unit/test_ui_dataset.py, tests/browser/test_dataset_tab.py
 """
 
 from __future__ import annotations
@@ -123,9 +124,10 @@ def build(ctx) -> DatasetTab:
         for chunk in (COLUMN_ROLES[:5], COLUMN_ROLES[5:]):
             with gr.Row():
                 for role in chunk:
-                    roles.append(gr.Dropdown(choices=[], value=None, label=t(f"dataset.role.{role}"),
-                                             allow_custom_value=True, min_width=120,
-                                             elem_id=f"dataset-role-{role}"))
+                    roles.append(gr.Dropdown(
+                        choices=[], value=None, label=t(f"dataset.role.{role}"),
+                        allow_custom_value=True, min_width=120,
+                        elem_id=f"dataset-role-{role}"))
         with gr.Row():
             columns = ctx.field("data.columns")
             placeholders = ctx.field("data.placeholders")
@@ -149,8 +151,8 @@ def build(ctx) -> DatasetTab:
     with gr.Row(equal_height=False):
         histogram = gr.BarPlot(empty_histogram(), x="label", y="rows", color="fits",
                                color_map={FITS: "#2563eb", OVER: "#dc2626"},
-                               label=t("dataset.histogram"), x_title="tokens per row (after the chat template)",
-                               y_title="rows", color_title="max_length", x_label_angle=-45,
+                               label=t("dataset.histogram"),
+                               x_title="tokens per row (after the chat template)", y_title="rows", color_title="max_length", x_label_angle=-45,
                                scale=3, elem_id="dataset-histogram")
         with gr.Column(scale=2):
             report = gr.Markdown(elem_id="dataset-report")

@@ -47,7 +47,8 @@ def tokenizer_ready(preset) -> bool:
     try:
         if name.startswith("embedded:"):
             short = name.removeprefix("embedded:")
-            return models._is_complete(models.models_cache_dir() / models._EMBEDDED_MODELS[short][2])
+            slug = models._EMBEDDED_MODELS[short][2]
+            return models._is_complete(models.models_cache_dir() / slug)
         local = models._local_path(name)
         return local is not None and local.is_dir() and (local / "config.json").is_file()
     except Exception:  # noqa: BLE001 - unsure means "not quick": the button still works
@@ -249,7 +250,8 @@ def _render(preset, n: int):
     r = inspect_data.render_row(preset, n)
     spans = inspect_data.highlighted(r)
     loss = m("dataset.loss_answers") if r["loss_on"] == "answers" else m("dataset.loss_all")
-    parts = [f"**{m('dataset.row')} {r['row']}** · {html.escape(widgets.clean_message(r['where']))}",
+    where = html.escape(widgets.clean_message(r["where"]))
+    parts = [f"**{m('dataset.row')} {r['row']}** · {where}",
              f"{r['length']} {m('dataset.tokens')} · {r['trained_tokens']} "
              f"{m('dataset.trained_tokens')} · {loss}"]
     if r["truncated"]:
