@@ -119,7 +119,7 @@ def build_app() -> gr.Blocks:
             with gr.Tab(t("tab.dataset"), id="dataset", elem_id="tab-dataset") as tab_data:
                 data_tab = dataset.build(ctx)
             with gr.Tab(t("tab.quantization"), id="quantization", elem_id="tab-quantization"):
-                quantization.build(ctx)
+                quant_tab = quantization.build(ctx)
             with gr.Tab(t("tab.lora"), id="lora", elem_id="tab-lora") as tab_lora:
                 lora_tab = lora.build(ctx)
             with gr.Tab(t("tab.training"), id="training", elem_id="tab-training"):
@@ -135,6 +135,8 @@ def build_app() -> gr.Blocks:
         # cross-tab wiring, now that every widget exists
         lora.wire(ctx, lora_tab, tab_lora)
         training.wire(ctx, train_tab, demo)
+        # the estimate reads LoRA and Training widgets, so it is wired after them
+        quantization.wire(ctx, quant_tab, demo)
         merge.wire(ctx, merge_tab, tab_merge)
         chat.wire(ctx, chat_tab, tab_chat)
         _wire_preset_bar(ctx, bar, train_tab)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -140,6 +141,9 @@ def run_app(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, auth=None,
     except OSError:
         raise LaunchError(f"port {port} on {host} is in use (another app, or Workbench "
                           f"already running?); choose another with --port {port + 1}") from None
+    # transformers loads in the background once the page is up (see widgets.guard)
+    from workbench.ui import widgets
+    threading.Thread(target=widgets.warm_heavy_imports, daemon=True).start()
     shown = url if host != "0.0.0.0" else f"http://<this machine's address>:{port}/"
     print(f"Workbench is running at {shown}  (Ctrl+C to stop)", flush=True)
     if not block:

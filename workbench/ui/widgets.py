@@ -17,6 +17,7 @@ import inspect
 import logging
 import os
 import re
+import threading
 import traceback
 from pathlib import Path
 
@@ -223,11 +224,36 @@ def _raise_readable(exc: BaseException, fn_name: str):
     raise gr.Error(error_text(exc), duration=20, print_exception=False) from None
 
 
+# The app imports transformers in the background right after it starts (server.py).
+# Handlers wait for that instead of importing it themselves: transformers' lazy module
+# is not safe to import from several handler threads at once on page load ("cannot
+# import name 'AutoConfig'").
+HEAVY_IMPORTS_STARTED = threading.Event()
+HEAVY_IMPORTS_DONE = threading.Event()
+
+
+def warm_heavy_imports() -> None:
+    HEAVY_IMPORTS_STARTED.set()
+    try:
+        import transformers  # noqa: F401
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+    except Exception:  # noqa: BLE001 - a handler that needs it will say what is wrong
+        pass
+    finally:
+        HEAVY_IMPORTS_DONE.set()
+
+
+def _wait_for_imports() -> None:
+    if HEAVY_IMPORTS_STARTED.is_set():
+        HEAVY_IMPORTS_DONE.wait(120)
+
+
 def guard(fn):
     """Decorate a handler so every error reaches the page as a readable message."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):
+            _wait_for_imports()
             try:
                 yield from fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - turned into a message
@@ -236,6 +262,7 @@ def guard(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        _wait_for_imports()
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - turned into a message

@@ -140,7 +140,6 @@ def build(ctx) -> QuantizationTab:
                       concurrency_limit=1, api_visibility="private")
     tab = QuantizationTab(measure_btn, result, inputs, chart, fits, compare_btn, perplexity,
                           compare_status, compare_table, layer_plot)
-    ctx.quantization_tab = tab  # wired once the LoRA and Training widgets exist
     return tab
 
 

@@ -127,11 +127,6 @@ def wire(ctx, tab: TrainingTab, demo: gr.Blocks) -> None:
               api_visibility="private", concurrency_limit=None, show_progress="hidden")
     tab.dry_run.click(widgets.guard(dry_run), ctx.field_list(), [tab.dry_result],
                       api_visibility="private", concurrency_id="model", concurrency_limit=1)
-    # the Quantization tab's estimate reads LoRA and Training widgets: wired now that
-    # every tab exists (app.py calls this after building them all)
-    from workbench.ui.tabs import quantization
-    if getattr(ctx, "quantization_tab", None) is not None:
-        quantization.wire(ctx, ctx.quantization_tab, demo)
 
 
 # -- actions ----------------------------------------------------------------------------
