@@ -27,6 +27,9 @@ from workbench.errors import WorkbenchError
 ENERGY = 0.9
 _KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])\.weight$")
 _LAYER = re.compile(r"\.layers\.(\d+)\.")
+# attention first, then the MLP, in the order data flows through a Llama block
+_ORDER = {m: i for i, m in enumerate(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                       "up_proj", "down_proj"])}
 
 
 class AdapterError(WorkbenchError):
@@ -159,7 +162,8 @@ def spectrum(source, *, base=None, energy: float = ENERGY) -> dict:
                       "scale": scale, "singular_values": [float(x) for x in s],
                       "effective_rank": effective_rank(s, energy), "update_norm": upd,
                       "base_norm": wn, "relative_norm": upd / wn if wn else None})
-    table.sort(key=lambda row: (row["layer"] if row["layer"] is not None else -1, row["name"]))
+    table.sort(key=lambda row: (row["layer"] if row["layer"] is not None else -1,
+                                _ORDER.get(row["module"], len(_ORDER)), row["name"]))
     return {"adapter": str(folder), "run": str(run) if run else None, "r": r0,
             "alpha": alpha0, "use_rslora": rslora, "use_dora": bool(config.get("use_dora")),
             "scale": alpha0 / math.sqrt(r0) if rslora else alpha0 / r0,
