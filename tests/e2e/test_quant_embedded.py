@@ -1,10 +1,11 @@
 """Quantisation quality on the embedded SmolLM2-135M (cpu-demo preset), as a user runs it.
 
-    .venv/bin/python -m pytest tests/e2e/test_quant_embedded.py    # ~1-2 min on 2 cores
+    .venv/bin/python -m pytest tests/e2e/test_quant_embedded.py    # ~70 s CPU; 3-4 min when 2 cores are shared
 
 NF4 vs FP4 is reported, not assumed: on this model NF4 has the lower weight error in every
-matrix, but its perplexity on chat data can be the worse one (see bench/README.md), so the
-test checks that the verdict follows the numbers rather than which way it goes.
+matrix, while on the few answer tokens of the eval split the perplexity gap is within noise
+and can go either way, so the test checks that the verdict follows the numbers rather than
+which way it goes.
 """
 
 from __future__ import annotations
@@ -36,5 +37,6 @@ def test_compare_cpu_demo(embedded_home):
     lower_ppl = rows["nf4-dq"]["perplexity"] < rows["fp4-dq"]["perplexity"]
     assert lower_error == (rows["nf4-dq"]["mean_rel_error"] < rows["fp4-dq"]["mean_rel_error"])
     assert pair["nf4_lower_perplexity"] == lower_ppl
-    expected = {(True, True): True, (False, False): False}.get((lower_error, lower_ppl))
+    votes = [lower_error] + ([lower_ppl] if pair["perplexity_clear"] else [])
+    expected = True if all(votes) else False if not any(votes) else None
     assert result["nf4_vs_fp4"]["nf4_beats_fp4"] is expected
