@@ -315,6 +315,12 @@ def _check_value(section: str, f, value, where: str):
             raise PresetError(f"{name}: expected true or false, got {value!r}")
         return value
     if kind in ("int", "float"):
+        if isinstance(value, str):
+            # YAML 1.1 reads 1e-4 (no dot) as text; a number written as text is a number
+            try:
+                value = float(value.strip().replace("_", ""))
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise PresetError(f"{name}: expected a number, got {value!r}")
         if kind == "int":

@@ -62,6 +62,15 @@ def test_overrides_parse_yaml_values_and_check_them():
         Preset().with_overrides(["train.max_step=3"])
 
 
+def test_exponent_without_dot_is_a_number(tmp_path):
+    """PyYAML (YAML 1.1) reads `1e-3` as text; users write it that way all the time."""
+    assert Preset().with_overrides(["train.learning_rate=1e-3"]).train.learning_rate == 1e-3
+    path = tmp_path / "p.yaml"
+    path.write_text("train: {learning_rate: 5e-4, max_steps: '10'}\n")
+    loaded = presets.load(str(path))
+    assert loaded.train.learning_rate == 5e-4 and loaded.train.max_steps == 10
+
+
 def test_roundtrip_yaml():
     p = Preset().with_overrides(["lora.r=16", "data.placeholders={name: Nova}"])
     text = presets.to_yaml(p, "my preset")
