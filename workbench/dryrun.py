@@ -55,6 +55,13 @@ def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
     say = progress or (lambda msg: None)
     if steps < 2:
         raise WorkbenchError("dryrun: --steps must be at least 2 (the first step warms up)")
+    # the baseline includes the libraries (~0.4 GB of code and import-time tables), so
+    # the growth is what the model, data and training take, as the estimate counts it
+    import bitsandbytes  # noqa: F401
+    import datasets  # noqa: F401
+    import peft  # noqa: F401
+    import transformers  # noqa: F401
+    import trl  # noqa: F401
     baseline = rss_bytes()
     cuda = torch.cuda.is_available()
     if cuda:
