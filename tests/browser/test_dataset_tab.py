@@ -9,13 +9,6 @@ Screenshots and the app's log: test-artifacts/dataset/ (kept whatever the outcom
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 
 from tests.browser import test_ui_browser as ui
@@ -33,34 +26,7 @@ def tiny_app(_workbench_home, tiny_model_dir):
         [f"model.name_or_path={tiny_model_dir}", "data.path=data/identity.jsonl",
          f"train.max_length={MAX_LENGTH}"])
     presets.save("tiny-data", preset)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    port = ui._free_port()
-    log = open(SHOTS / "app.log", "w")
-    env = dict(os.environ, WORKBENCH_HOME=str(_workbench_home), PYTHONUNBUFFERED="1")
-    env.pop("WORKBENCH_AUTH", None)
-    proc = subprocess.Popen([sys.executable, "launch.py", "ui", "--port", str(port)],
-                            cwd=ui.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.2)
-        if proc.poll() is not None:
-            raise RuntimeError(f"the app exited early; see {log.name}")
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    yield from ui._serve(_workbench_home, log_dir=SHOTS)
 
 
 @pytest.fixture

@@ -57,9 +57,12 @@ def _fresh_screenshots():
     print(f"\nscreenshots: {SHOTS}")
 
 
-def _serve(home: Path):
+def _serve(home: Path, log_dir: Path | None = None):
+    """Start the app on a free port; yield its URL; stop it. Its output goes to a log."""
     port = _free_port()
-    log = open(SHOTS.parent / f"app-{port}.log", "w")
+    log_dir = log_dir or SHOTS.parent
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = open(log_dir / f"app-{port}.log", "w")
     env = dict(os.environ, WORKBENCH_HOME=str(home), PYTHONUNBUFFERED="1")
     env.pop("WORKBENCH_AUTH", None)
     proc = subprocess.Popen([sys.executable, "launch.py", "ui", "--port", str(port)],
