@@ -57,9 +57,14 @@ def _refuse_if_busy() -> None:
                        "before starting another")
 
 
+def child_env(**extra: str) -> dict:
+    """The environment of a `launch.py` child: this WORKBENCH_HOME, unbuffered output."""
+    return dict(os.environ, WORKBENCH_HOME=str(paths.home()), PYTHONUNBUFFERED="1",
+                GRADIO_ANALYTICS_ENABLED="False", **extra)
+
+
 def _spawn(run: Path, argv: list[str]) -> subprocess.Popen:
-    env = dict(os.environ, WORKBENCH_HOME=str(paths.home()), PYTHONUNBUFFERED="1",
-               GRADIO_ANALYTICS_ENABLED="False")
+    env = child_env()
     with open(run / "train.log", "ab") as logf:
         proc = subprocess.Popen([sys.executable, str(LAUNCH), *argv], cwd=paths.PROJECT_ROOT,
                                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,

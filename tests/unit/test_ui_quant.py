@@ -13,7 +13,7 @@ import pytest
 
 from workbench import memory, paths, presets
 from workbench.errors import RunError
-from workbench.ui import widgets
+from workbench.ui import shared, widgets
 from workbench.ui.i18n import field_keys, render, text
 from workbench.ui.tabs import quantization as quant_tab
 from workbench.ui.tabs import training
@@ -163,7 +163,7 @@ def all_field_values(**changes):
 
 def test_compare_runs_the_cli_and_shows_table_and_layer_plot(monkeypatch):
     calls = []
-    monkeypatch.setattr(quant_tab, "launch_lines", fake_launch(
+    monkeypatch.setattr(shared, "launch_lines", fake_launch(
         calls, FAKE_RESULT, lines=["[ 10%] weight error: model.layers.0.q_proj", "noise"]))
     values = all_field_values(**{"quantization.compute_dtype": "float32"})
     outs = list(quant_tab.compare_quantizations(None, no_progress, False, *values))
@@ -180,7 +180,7 @@ def test_compare_runs_the_cli_and_shows_table_and_layer_plot(monkeypatch):
 
 def test_compare_refuses_while_training_and_reports_cli_errors(monkeypatch):
     calls = []
-    monkeypatch.setattr(quant_tab, "launch_lines", fake_launch(calls, fail="quant: bad"))
+    monkeypatch.setattr(shared, "launch_lines", fake_launch(calls, fail="quant: bad"))
     with pytest.raises(RunError, match="quant: bad"):
         list(quant_tab.compare_quantizations(None, no_progress, True, *all_field_values()))
     make_run(state="running", pid=os.getpid())
@@ -191,7 +191,7 @@ def test_compare_refuses_while_training_and_reports_cli_errors(monkeypatch):
 
 def test_launch_lines_turns_a_cli_error_into_its_message():
     with pytest.raises(RunError, match="no-such-preset"):
-        list(quant_tab.launch_lines(["presets", "show", "no-such-preset"]))
+        list(shared.launch_lines(["presets", "show", "no-such-preset"]))
 
 
 # -- Dry run ---------------------------------------------------------------------------------
@@ -205,7 +205,7 @@ DRY = {"steps": 5, "seconds_per_step": 0.42, "tokens_per_second": 812.5,
 
 def test_dry_run_runs_the_cli_on_the_page_settings_and_shows_figures(monkeypatch):
     calls = []
-    monkeypatch.setattr(quant_tab, "launch_lines",
+    monkeypatch.setattr(shared, "launch_lines",
                         fake_launch(calls, DRY, lines=["training 5 steps to measure"]))
     values = all_field_values(**{"train.batch_size": 2})
     outs = list(training.dry_run(no_progress, *values))
@@ -220,7 +220,7 @@ def test_dry_run_runs_the_cli_on_the_page_settings_and_shows_figures(monkeypatch
 
 
 def test_dry_run_refuses_while_training(monkeypatch):
-    monkeypatch.setattr(quant_tab, "launch_lines", lambda *a, **k: pytest.fail("started"))
+    monkeypatch.setattr(shared, "launch_lines", lambda *a, **k: pytest.fail("started"))
     make_run(state="running", pid=os.getpid())
     with pytest.raises(gr.Error, match="still running"):
         list(widgets.guard(training.dry_run)(no_progress, *all_field_values()))

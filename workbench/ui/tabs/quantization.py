@@ -11,8 +11,8 @@ plain explanation. Widgets: every `model.*` and `quantization.*` Preset field.
 - "Compare quantisations" runs `launch.py quant compare` in its own process (it loads
   several variants of the model) and shows the table and per-layer weight error plot.
 
-`launch_lines` (run a launch.py command, stream its lines) is shared with the Training
-tab's dry run. Tests: tests/unit/test_ui_quant.py, tests/browser/test_quant_tab.py.
+`shared.launch_lines` runs a launch.py command and streams its lines, here and for the
+Training tab's dry run. Tests: tests/unit/test_ui_quant.py, tests/browser/test_quant_tab.py.
 """
 
 from __future__ import annotations
@@ -21,14 +21,8 @@ import dataclasses
 import functools
 import gc
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import tempfile
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +31,7 @@ import pandas as pd
 
 from workbench import memory, paths
 from workbench.config import EMBEDDED_MODEL, Preset
-from workbench.errors import ModelError, RunError
+from workbench.errors import ModelError
 from workbench.ui import shared, widgets
 from workbench.ui.i18n import m, t, text
 
@@ -55,9 +49,7 @@ COMPONENTS = [("qmem.weights", ("weights", "quant_constants", "non_quantized"), 
               ("qmem.gradients", ("gradients",), "#d97706"),
               ("qmem.optimizer", ("optimizer",), "#dc2626"),
               ("qmem.activations", ("activations", "logits"), "#2563eb")]
-LAUNCH = paths.PROJECT_ROOT / "launch.py"
 PROGRESS_RE = re.compile(r"^\[\s*(\d+)%\]\s*(.*)$")  # `quant compare` progress lines
-ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 GB = 1e9
 LANGS = ("en", "zh")
 
@@ -372,51 +364,6 @@ def fmt_bytes(n) -> str:
 
 # -- work in its own process ----------------------------------------------------------------
 
-def temp_preset(preset: Preset, prefix: str) -> Path:
-    """The page's settings as a YAML file under WORKBENCH_HOME/tmp (the caller deletes it)."""
-    from workbench.presets import to_yaml
-    folder = paths.home() / "tmp"
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".yaml", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(to_yaml(preset))
-    return Path(name)
-
-
-def launch_lines(argv: list[str], stdout=None, env: dict | None = None):
-    """Run `python launch.py ARGV` in its own process and yield its output lines as they
-    come (stderr, plus stdout unless `stdout` is a file to write it to). A failure raises
-    RunError with the command's `error:` line (or its last lines). Closing the generator
-    (page closed, event cancelled) ends the process, so nothing keeps running unseen."""
-    full_env = dict(os.environ, WORKBENCH_HOME=str(paths.home()), PYTHONUNBUFFERED="1",
-                    GRADIO_ANALYTICS_ENABLED="False", **(env or {}))
-    proc = subprocess.Popen([sys.executable, str(LAUNCH), *argv], cwd=paths.PROJECT_ROOT,
-                            stdin=subprocess.DEVNULL, stdout=stdout or subprocess.PIPE,
-                            stderr=subprocess.PIPE if stdout else subprocess.STDOUT,
-                            text=True, errors="replace", env=full_env,
-                            start_new_session=True)
-    tail: deque[str] = deque(maxlen=12)
-    try:
-        for raw in proc.stderr if stdout else proc.stdout:  # text mode: \r ends a line too
-            line = ANSI_RE.sub("", raw).strip()
-            if line:
-                tail.append(line)
-                yield line
-        rc = proc.wait()
-    finally:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                proc.kill()
-                proc.wait()
-    if rc != 0:
-        errors = [ln.removeprefix("error: ") for ln in tail if ln.startswith("error: ")]
-        detail = errors[-1] if errors else " / ".join(list(tail)[-3:])
-        raise RunError(f"{argv[0]} failed (exit code {rc}): {widgets.clean_message(detail)}")
-
-
 # -- compare quantisations ----------------------------------------------------------------
 
 TABLE_HEADERS = {"variant": "qcmp.col.variant", "bits_per_param": "qcmp.col.bits",
@@ -433,7 +380,7 @@ def compare_quantizations(request: gr.Request | None, progress=gr.Progress(),
     from workbench import quant
     shared.refuse_if_busy("comparing quantisations")
     preset = widgets.to_preset(values)
-    yaml_path = temp_preset(preset, "quant-")
+    yaml_path = shared.temp_preset(preset, "quant-")
     out_path = yaml_path.with_suffix(".json")
     argv = ["quant", "compare", str(yaml_path), "--json"]
     if not perplexity:
@@ -443,7 +390,7 @@ def compare_quantizations(request: gr.Request | None, progress=gr.Progress(),
     yield f"{m('qcmp.starting')}", gr.skip(), gr.skip()
     try:
         with open(out_path, "w", encoding="utf-8") as out:
-            for line in launch_lines(argv, stdout=out):
+            for line in shared.launch_lines(argv, stdout=out):
                 match = PROGRESS_RE.match(line)
                 if match:
                     pct, what = int(match.group(1)), match.group(2)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +30,6 @@ POLL_SECONDS = 2.0
 DRY_RUN_STEPS = 5
 RUNS_SHOWN = 12
 LOG_LINES = 20
-ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # progress bars' cursor moves in the log
 STATE_CLASS = {"running": "run", "completed": "ok", "failed": "bad", "stopped": "stop"}
 
 # the train.* fields in rows of four, most used first
@@ -160,10 +158,9 @@ def resume_run(selected):
 def dry_run(progress=gr.Progress(), *values):
     """Train DRY_RUN_STEPS steps of the page's settings in its own process (`launch.py
     dryrun`), showing its progress, then the measured figures beside the estimate."""
-    from workbench.ui.tabs.quantization import launch_lines, temp_preset
     shared.refuse_if_busy("a dry run")
     preset = widgets.to_preset(values)
-    yaml_path = temp_preset(preset, "dryrun-")
+    yaml_path = shared.temp_preset(preset, "dryrun-")
     out_path = yaml_path.with_suffix(".json")
     progress(0, desc=text("dry.starting"))
     yield f"{m('dry.starting')}"
@@ -171,7 +168,7 @@ def dry_run(progress=gr.Progress(), *values):
         argv = ["dryrun", str(yaml_path), "--steps", str(DRY_RUN_STEPS),
                 "--json-out", str(out_path)]
         # glibc then returns freed memory, so the measured peak RSS follows live tensors
-        for line in launch_lines(argv, env={"MALLOC_MMAP_THRESHOLD_": "65536"}):
+        for line in shared.launch_lines(argv, env={"MALLOC_MMAP_THRESHOLD_": "65536"}):
             progress(None, desc=line[:80])
             yield f"{m('dry.running')} · `{html.escape(line[:120])}`"
         result = json.loads(out_path.read_text(encoding="utf-8"))
@@ -230,7 +227,7 @@ def _view(selected, shown):
         run = Path(info["path"])
         st = runs.status(run)
         records = runs.metrics(run)
-        log_text = widgets.clean_message(ANSI_RE.sub("", runs.log_tail(run, LOG_LINES)))
+        log_text = widgets.clean_message(shared.ANSI_RE.sub("", runs.log_tail(run, LOG_LINES)))
         progress = progress_html(selected, st, records)
     state = st.get("state")
     keys = {"progress": progress,
