@@ -70,7 +70,7 @@ class DataCfg:
 
 
 QUANT_MODES = ["none", "int8", "nf4", "fp4"]
-COMPUTE_DTYPES = ["bfloat16", "float16", "float32"]
+COMPUTE_DTYPES = ["auto", "bfloat16", "float16", "float32"]
 
 
 @dataclass
@@ -81,8 +81,11 @@ class QuantizationCfg:
                    "16-bit; none: 16-bit weights.", label="Quantization", choices=QUANT_MODES)
     double_quant: bool = _f(True, "Also quantise the 4-bit scaling constants (saves about "
                             "0.37 bits per parameter).", label="Double quantization")
-    compute_dtype: str = _f("bfloat16", "Precision of the matrix multiplications while "
-                            "training; bfloat16 is the QLoRA default.",
+    compute_dtype: str = _f("auto", "Precision of the matrix multiplications while "
+                            "training. auto: bfloat16 (the QLoRA choice) where the chip "
+                            "computes it natively (CUDA with bf16, AVX512-BF16/AMX CPUs), "
+                            "float16 on older GPUs, float32 on other CPUs, where bfloat16 "
+                            "is emulated and several times slower.",
                             label="Compute dtype", choices=COMPUTE_DTYPES)
     int8_threshold: float = _f(6.0, "LLM.int8 outlier threshold: input features larger than "
                                "this stay in 16-bit (the paper uses 6.0).",

@@ -97,6 +97,7 @@ def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
                     tokens.append(float(logs["num_tokens"]))
 
         trainer.add_callback(Timer())
+        flops_per_token = training_flops_per_token(trainer.model)
         # record the padded length of every batch: activations scale with it, not with
         # max_length, so the estimate beside the measurement uses what was really trained
         collate, lengths = trainer.data_collator, []
@@ -127,7 +128,20 @@ def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
     else:
         peak = peak_rss_bytes() - baseline
         peak_kind = "peak RSS growth over the process baseline"
+    from workbench import hardware
+    choice = hardware.resolve_compute_dtype(preset.quantization.compute_dtype)
+    tps = tok_per_step / per_step if tok_per_step else None
+    peak_flops = hardware.matmul_peak_flops(choice.dtype) if not cuda else None
+    achieved = flops_per_token * tps if tps else None
     result = {
+        "compute_dtype": choice.dtype, "compute_dtype_requested": choice.requested,
+        "dtype_reason": choice.reason, "dtype_warning": choice.warning,
+        "cpu_capability": hardware.cpu_info().label, "bf16_slowdown": choice.bf16_slowdown,
+        "flops_per_token": int(flops_per_token),
+        "achieved_flops": round(achieved) if achieved else None,
+        "peak_flops": round(peak_flops) if peak_flops else None,
+        "mfu": round(achieved / peak_flops, 4) if achieved and peak_flops else None,
+        "mfu_formula": MFU_FORMULA,
         "steps": len(step_times), "seconds_per_step": round(per_step, 3),
         "tokens_per_second": round(tok_per_step / per_step, 1) if tok_per_step else None,
         "tokens_per_step": round(tok_per_step, 1) if tok_per_step else None,
@@ -138,6 +152,29 @@ def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
     }
     result["estimate"] = _estimate(preset, result["padded_length"], result["device"])
     return result
+
+
+MFU_FORMULA = ("MFU = achieved FLOP/s / peak; achieved = (4·P_frozen + 6·P_trainable) "
+               "× tokens/s, P = weights of the linear layers a token passes (lm_head "
+               "included, embedding lookup and attention scores left out), tokens counted "
+               "with padding; peak = this machine's measured matmul FLOP/s in the compute "
+               "dtype (cached)")
+
+
+def training_flops_per_token(model) -> float:
+    """Matmul FLOPs per token of one training step: a frozen weight costs a forward (2)
+    and the input gradient (2); a trainable one also its weight gradient (2 more)."""
+    import torch
+    frozen = trainable = 0
+    for module in model.modules():
+        if not isinstance(module, torch.nn.Linear):
+            continue
+        n = module.in_features * module.out_features  # shapes, not packed 4-bit storage
+        if module.weight.requires_grad:
+            trainable += n
+        else:
+            frozen += n
+    return 4.0 * frozen + 6.0 * trainable
 
 
 def _estimate(preset: Preset, seq_len: int | None, device: str) -> dict | None:
@@ -162,11 +199,15 @@ def cmd_dryrun(args) -> int:
         print(json.dumps(res, indent=1))
         return 0
     est = res.get("estimate") or {}
+    mfu = (f"{100 * res['mfu']:.1f}% ({res['achieved_flops'] / 1e9:,.1f} of "
+           f"{res['peak_flops'] / 1e9:,.1f} GFLOP/s)" if res.get("mfu") else "?")
     print(f"\ndry run of {args.preset} on {res['device']} ({res['steps']} steps):\n"
+          f"  compute dtype      {res['dtype_reason']} [{res['cpu_capability']}]\n"
           f"  seconds per step   {res['seconds_per_step']}\n"
           f"  tokens per second  {res['tokens_per_second']}\n"
           f"  peak memory        {_fmt_bytes(res['peak_bytes'])} ({res['peak_kind']})\n"
           f"  estimate           {_fmt_bytes(est.get('total_bytes'))}\n"
+          f"  FLOP utilisation   {mfu}\n"
           f"  whole run          {res['full_run_steps']} steps, about "
           f"{res['eta_seconds'] / 60:.1f} min")
     return 0

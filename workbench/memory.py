@@ -206,13 +206,16 @@ def estimate(shape: ModelShape, method: str = "qlora", *, r: int = 8, alpha: flo
         raise PresetError(f"--method: {method!r} is not one of {', '.join(METHODS)}")
     if optimizer not in OPTIMIZERS:
         raise PresetError(f"train.optimizer: {optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+    notes = []
+    if compute_dtype == "auto":
+        compute_dtype, why = _resolve_auto(device)
+        notes.append(f"compute dtype {why}")
     if compute_dtype not in DTYPE_BYTES:
         raise PresetError(f"quantization.compute_dtype: {compute_dtype!r} is not one of "
                           f"{', '.join(DTYPE_BYTES)}")
     for key, val in (("lora.r", r), ("train.batch_size", batch_size), ("seq_len", seq_len)):
         if int(val) < 1:
             raise PresetError(f"{key}: {val!r} must be at least 1")
-    notes = []
     if device == "cpu" and optimizer in ("paged_adamw_32bit", "paged_adamw_8bit", "adamw_8bit"):
         notes.append(f"{optimizer} needs CUDA (bitsandbytes); on a CPU training uses "
                      "adamw_torch")
@@ -225,7 +228,9 @@ def estimate(shape: ModelShape, method: str = "qlora", *, r: int = 8, alpha: flo
     if quantised and device == "cpu":
         notes.append("a first (uncached) quantising load on a CPU leaves the 16-bit checkpoint "
                      "memory-mapped: its pages show in RSS but are not counted here")
-    lora_dtype = lora_dtype or ("bfloat16" if quantised else "float32")
+    # 16-bit adapters only under 16-bit compute: with float32 compute (auto on a CPU
+    # without native bf16) the trainer has no bf16 autocast and keeps them in float32
+    lora_dtype = lora_dtype or ("bfloat16" if quantised and a == 2 else "float32")
     lb = DTYPE_BYTES[lora_dtype]
     h, L, tokens = shape.hidden, shape.layers, batch_size * seq_len
     lin = shape.linear_params
@@ -339,6 +344,20 @@ def _cuda():
     except ImportError:
         return None
     return torch if torch.cuda.is_available() else None
+
+
+def _resolve_auto(device: str) -> tuple[str, str]:
+    """(dtype, reason) of compute_dtype auto on `device`: this machine's answer when it is
+    that device; for a CUDA GPU we are not on, bfloat16 (every GPU since Ampere)."""
+    from workbench.hardware import resolve_compute_dtype
+    here = "cuda" if _cuda() else "cpu"
+    if device == here:
+        choice = resolve_compute_dtype("auto")
+        return choice.dtype, choice.reason
+    if device == "cuda":
+        return "bfloat16", "auto → bfloat16 (assumed for a CUDA GPU with bf16 support)"
+    choice = resolve_compute_dtype("auto", cuda=(False, False, ""))
+    return choice.dtype, choice.reason
 
 
 def estimate_for_preset(preset, shape=None, method: str | None = None, *,

@@ -335,12 +335,13 @@ def load_model(model_cfg, quant_cfg, *, quantize: bool = True, dtype=None):
     path = resolve(str(name))
     quant = bnb_config(quant_cfg) if quantize else None
     dev = device()
-    dt = torch_dtype(dtype if dtype is not None else
-                     (_get(quant_cfg, "compute_dtype", "bfloat16") if quant_cfg else "bfloat16"))
-    import torch
-    if dev == "cuda" and dt == torch.bfloat16 and not torch.cuda.is_bf16_supported():
-        log.warning("this GPU has no bfloat16 support; using float16")
-        dt = torch.float16
+    from workbench.hardware import resolve_compute_dtype
+    choice = resolve_compute_dtype(dtype if dtype is not None else
+                                   (_get(quant_cfg, "compute_dtype", "auto") if quant_cfg
+                                    else "auto"))
+    if choice.device == "cuda" and choice.warning:
+        log.warning(choice.warning)
+    dt = torch_dtype(choice.dtype)
     if quant is not None and getattr(quant, "load_in_8bit", False):
         _quiet_int8_cast_warning()
     # bitsandbytes quantises on the CPU in plain torch ops: 15-45 s for SmolLM2-135M on two

@@ -26,14 +26,18 @@ def _get(cfg, key: str, default=None):
 
 
 def torch_dtype(name):
-    """'bfloat16' | 'bf16' | 'float16' | 'fp16' | 'float32' | 'fp32' (or a torch.dtype)."""
+    """'bfloat16' | 'bf16' | 'float16' | 'fp16' | 'float32' | 'fp32' (or a torch.dtype);
+    'auto' is what this machine computes fastest (workbench.hardware)."""
     import torch
     if isinstance(name, torch.dtype):
         return name
     key = _DTYPE_ALIASES.get(str(name).strip().lower().removeprefix("torch."))
+    if str(name).strip().lower() == "auto":
+        from workbench.hardware import resolve_compute_dtype
+        key = resolve_compute_dtype("auto").dtype
     if key is None:
         raise PresetError(f"quantization.compute_dtype: {name!r} is not one of "
-                          "bfloat16, float16, float32")
+                          "auto, bfloat16, float16, float32")
     return getattr(torch, key)
 
 
@@ -43,7 +47,7 @@ def bnb_config(quant_cfg):
     if mode == "none":
         return None
     from transformers import BitsAndBytesConfig
-    compute = torch_dtype(_get(quant_cfg, "compute_dtype", "bfloat16"))
+    compute = torch_dtype(_get(quant_cfg, "compute_dtype", "auto"))
     if mode == "int8":
         return BitsAndBytesConfig(load_in_8bit=True,
                                   llm_int8_threshold=float(_get(quant_cfg, "int8_threshold", 6.0)))

@@ -87,14 +87,19 @@ def lora_config(preset: Preset):
 
 
 def sft_config(preset: Preset, output_dir: Path, *, has_eval: bool, cuda: bool,
-               text_only: bool = False):
+               text_only: bool = False, compute_dtype: str | None = None):
+    """`compute_dtype`: the resolved dtype (default: resolve the preset's on this machine)."""
     from trl import SFTConfig
+
+    from workbench.hardware import resolve_compute_dtype
     t, q = preset.train, preset.quantization
     optim, _ = effective_optimizer(t.optimizer, cuda)
-    # bf16/fp16 mixed precision follows the compute dtype; on a CPU fp16 autocast is
+    # bf16/fp16 mixed precision follows the resolved compute dtype (no bf16 autocast where
+    # `auto` chose float32 because the CPU emulates bf16); on a CPU fp16 autocast is
     # unsupported, so float16 runs in float32 there.
-    bf16 = q.compute_dtype == "bfloat16"
-    fp16 = q.compute_dtype == "float16" and cuda
+    dtype = compute_dtype or resolve_compute_dtype(q.compute_dtype).dtype
+    bf16 = dtype == "bfloat16"
+    fp16 = dtype == "float16" and cuda
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=t.epochs,
@@ -350,7 +355,15 @@ def build_trainer(preset: Preset, run: Path, started: float, log):
     from trl import SFTTrainer
 
     from workbench import models
+    from workbench import hardware
     cuda = torch.cuda.is_available()
+    hardware.measure_if_unknown()  # so the dtype line can say how much slower bf16 is
+    choice = hardware.resolve_compute_dtype(preset.quantization.compute_dtype)
+    log(f"compute dtype: {choice.reason} [{choice.device}: {choice.capability}]")
+    if choice.warning:
+        log(f"warning: {choice.warning}")
+    if is_main_process():
+        runs.write_status(run, compute_dtype=choice.to_dict())
     optim, note = effective_optimizer(preset.train.optimizer, cuda)
     if note:
         log(note)
@@ -366,7 +379,7 @@ def build_trainer(preset: Preset, run: Path, started: float, log):
     model = models.load_model(preset.model, preset.quantization)
     keep_4bit_trainable(model)
     args = sft_config(preset, run / "checkpoints", has_eval=eval_ds is not None, cuda=cuda,
-                      text_only="text" in train_ds.column_names)
+                      text_only="text" in train_ds.column_names, compute_dtype=choice.dtype)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tokenizer, peft_config=lora_config(preset),
                          callbacks=[make_callback(run, started)])

@@ -27,12 +27,23 @@ def _load(path, mode, **kw):
 
 
 def test_load_none_is_bf16_eval_on_cpu(tiny_model_dir):
-    model = _load(tiny_model_dir, "none")
+    model = models.load_model(ModelCfg(name_or_path=str(tiny_model_dir)),
+                              QuantizationCfg(mode="none", compute_dtype="bfloat16"))
     assert not model.training
     assert model.dtype == torch.bfloat16
     assert next(model.parameters()).device.type == models.device() == "cpu"
     assert isinstance(model.model.layers[0].self_attn.q_proj, torch.nn.Linear)
     assert models.linear_module_names(model) == LLAMA_LINEARS
+
+
+@pytest.mark.parametrize("cpu, dtype", [(("AVX2", False, False), torch.float32),
+                                        (("AVX512", True, False), torch.bfloat16)])
+def test_auto_dtype_loads_what_the_cpu_computes_natively(tiny_model_dir, monkeypatch, cpu,
+                                                         dtype):
+    from workbench import hardware
+    monkeypatch.setattr(hardware, "cuda_state", lambda: (False, False, ""))
+    monkeypatch.setattr(hardware, "cpu_info", lambda: hardware.CpuInfo(*cpu))
+    assert _load(tiny_model_dir, "none").dtype == dtype
 
 
 def test_dtype_override_and_unquantised_load(tiny_model_dir):
@@ -189,7 +200,8 @@ def test_quantised_weights_cached_on_cpu(tiny_model_dir, mode, monkeypatch):
     ids = torch.tensor([[1, 200, 300, 400, 2]])
     with torch.no_grad():
         assert torch.equal(first(ids).logits, second(ids).logits)
-    # another quantisation setting is another cache entry
+    # another quantisation setting is another cache entry (the first load used auto)
+    other = "bfloat16" if first.dtype == torch.float32 else "float32"
     models.load_model(ModelCfg(name_or_path=str(tiny_model_dir)),
-                      QuantizationCfg(mode=mode, compute_dtype="float32"))
+                      QuantizationCfg(mode=mode, compute_dtype=other))
     assert len(list((models.models_cache_dir() / "quantized").iterdir())) == 2

@@ -27,7 +27,10 @@ PPL_VARIANTS = ("none", "int8", "nf4", "fp4")
 def tiny_preset_path(tiny_model_dir, tmp_path_factory):
     path = tmp_path_factory.mktemp("quant-preset") / "tiny.yaml"
     path.write_text(f"model: {{name_or_path: '{tiny_model_dir}'}}\n"
-                    "data: {path: data/identity.jsonl, eval_fraction: 0.1, seed: 42}\n")
+                    "data: {path: data/identity.jsonl, eval_fraction: 0.1, seed: 42}\n"
+                    # bf16 pinned: 'none' is the bf16 rounding these tests compare against
+                    # (auto would be float32, with no rounding at all, on an AVX2 CPU)
+                    "quantization: {compute_dtype: bfloat16}\n")
     return path
 
 
@@ -132,7 +135,8 @@ def test_errors_equal_those_of_the_loaded_model(tiny_model_dir, quick, variant):
     from workbench.config import ModelCfg, QuantizationCfg
     mode, dq = quant.VARIANTS[variant]
     model = models.load_model(ModelCfg(name_or_path=str(tiny_model_dir)),
-                              QuantizationCfg(mode=mode, double_quant=dq))
+                              QuantizationCfg(mode=mode, double_quant=dq,
+                                              compute_dtype=quick["dtype"]))
     ref = load_file(tiny_model_dir / "model.safetensors")
     bnb_layers = {n: m for n, m in model.named_modules()
                   if isinstance(m, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt))}

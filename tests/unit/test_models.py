@@ -122,8 +122,14 @@ def test_bnb_config_4bit(mode, double):
     assert q.bnb_4bit_compute_dtype == torch.float16
 
 
-def test_bnb_config_accepts_dict_and_rejects_unknown_mode():
+def test_bnb_config_accepts_dict_and_rejects_unknown_mode(monkeypatch):
+    from workbench import hardware
+    monkeypatch.setattr(hardware, "cuda_state", lambda: (False, False, ""))
+    # the default compute dtype is auto: what this (faked) CPU computes natively
+    monkeypatch.setattr(hardware, "cpu_info", lambda: hardware.CpuInfo("AVX512", True, False))
     assert bnb_config({"mode": "nf4"}).bnb_4bit_compute_dtype == torch.bfloat16
+    monkeypatch.setattr(hardware, "cpu_info", lambda: hardware.CpuInfo("AVX2", False, False))
+    assert bnb_config({"mode": "nf4"}).bnb_4bit_compute_dtype == torch.float32
     with pytest.raises(PresetError, match="quantization.mode"):
         bnb_config({"mode": "int3"})
 

@@ -40,7 +40,9 @@ FIELDS_ZH: dict[str, tuple[str, str]] = {
     "quantization.mode": ("量化方式", "冻结的基础权重如何存储。nf4：4 位 NormalFloat（QLoRA 的选择）；"
                           "fp4：普通 4 位浮点；int8：LLM.int8，离群值保留 16 位；none：16 位权重。"),
     "quantization.double_quant": ("双重量化", "把 4 位量化的缩放常数也量化（每个参数约省 0.37 位）。"),
-    "quantization.compute_dtype": ("计算精度", "训练时矩阵乘法的精度；bfloat16 是 QLoRA 的默认值。"),
+    "quantization.compute_dtype": ("计算精度", "训练时矩阵乘法的精度。auto：芯片原生支持 bfloat16 时"
+                                  "（支持 bf16 的 CUDA、AVX512-BF16/AMX CPU）用 bfloat16（QLoRA 的选择），"
+                                  "较旧的 GPU 用 float16，其他 CPU 用 float32（那里 bfloat16 靠模拟，慢好几倍）。"),
     "quantization.int8_threshold": ("Int8 离群阈值", "LLM.int8 离群阈值：大于该值的输入特征保留 16 位"
                                     "（论文用 6.0）。"),
     "lora.r": ("秩 (r)", "LoRA 秩：低秩更新的大小。越大学得越多，占用内存也越多。"),

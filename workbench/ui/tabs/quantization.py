@@ -97,6 +97,11 @@ def build(ctx) -> QuantizationTab:
                                   info=t("qhelp.compute_dtype"))
                 threshold = ctx.field("quantization.int8_threshold",
                                       info=t("qhelp.int8_threshold"))
+            # what `auto` (or an explicit dtype) means on this machine, and why
+            dtype_note = gr.Markdown(dtype_note_text(ctx.initial.quantization.compute_dtype),
+                                     elem_id="quant-dtype-note")
+            dtype.change(dtype_note_text, dtype, dtype_note, queue=False,
+                         show_progress="hidden", api_visibility="private")
             measure_btn = gr.Button(t("quant.measure"), variant="secondary", size="md",
                                     elem_id="quant-measure", elem_classes=["wb-inline"])
             result = gr.Markdown(m("quant.not_measured"), elem_id="quant-result")
@@ -321,6 +326,17 @@ def update_estimate(request: gr.Request | None, *values):
 
 
 # -- load and measure ---------------------------------------------------------------------
+
+def dtype_note_text(compute_dtype) -> str:
+    """'auto → float32: this CPU (AVX2) has no native bfloat16; ...', plus any warning."""
+    from workbench.hardware import resolve_compute_dtype
+    try:
+        choice = resolve_compute_dtype(compute_dtype or "auto")
+    except Exception as exc:  # noqa: BLE001 - a note, never an error badge
+        return f"⚠ {exc}"
+    text = f"**{choice.reason}** ({choice.device}: {choice.capability})"
+    return text + (f"\n\n⚠ {choice.warning}" if choice.warning else "")
+
 
 def measure(name, trust, mode, double_quant, compute_dtype, int8_threshold) -> str:
     """Load the model with these settings and report its measured footprint."""
