@@ -60,7 +60,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> int:
-    from workbench import quant
+    from workbench.quant import compare as quant
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("preset", nargs="?", default="cpu-demo")
     parser.add_argument("--max-tokens", type=int, default=quant.DEFAULT_MAX_TOKENS)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from workbench import gguf_verify, models
-from workbench.export import export, hparams
+from workbench.export import verify as gguf_verify
+from workbench import models
+from workbench.export.gguf import export, hparams
 
 pytestmark = pytest.mark.e2e
 

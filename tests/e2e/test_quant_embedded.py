@@ -14,13 +14,13 @@ import math
 
 import pytest
 
-from workbench import quant
+from workbench.quant import compare as quantlab
 
 pytestmark = pytest.mark.e2e
 
 
 def test_compare_cpu_demo(embedded_home):
-    result = quant.compare("cpu-demo", ("none", "nf4-dq", "fp4-dq"), max_tokens=256)
+    result = quantlab.compare("cpu-demo", ("none", "nf4-dq", "fp4-dq"), max_tokens=256)
     rows = {r["variant"]: r for r in result["table"]}
     assert len(result["layers"]) == 30 * 7  # 30 decoder layers, 7 linear weights each
     assert {x["layer"] for x in result["layers"]} == set(range(30))

@@ -2,7 +2,8 @@
 
 import json
 
-from workbench import cli, dryrun, paths, runs
+from workbench import cli, paths, runs
+from workbench.train import dryrun
 from workbench.config import Preset
 
 

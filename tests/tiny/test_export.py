@@ -13,9 +13,9 @@ import shutil
 
 import pytest
 
-from workbench import gguf_verify
-from workbench.export import ExportError, export, permute
-from workbench.modelfile import ollama_template, render_ollama
+from workbench.export import verify as gguf_verify
+from workbench.export.gguf import ExportError, export, permute
+from workbench.export.modelfile import ollama_template, render_ollama
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +197,7 @@ def test_permute_matches_llama_cpp_rope_and_skipping_it_fails_the_check(tiny_mod
 
 
 def _hparams(folder):
-    from workbench.export import hparams
+    from workbench.export.gguf import hparams
     return hparams(folder)
 
 
@@ -255,9 +255,9 @@ def test_refuses_missing_tokenizer_q8_0_rows_and_unknown_pretokenizer(tmp_path,
 def test_cli_export_and_json(tiny_model_dir, tmp_path, capsys):
     import argparse
 
-    from workbench import export as export_mod
+    from workbench.cli import export as cli_export
     parser = argparse.ArgumentParser()
-    export_mod.register_cli(parser.add_subparsers())
+    cli_export.register(parser.add_subparsers())
     args = parser.parse_args(["export", str(tiny_model_dir), "--type", "f16", "--out",
                               str(tmp_path / "cli"), "--json"])
     assert args.func(args) == 0
@@ -270,7 +270,8 @@ def test_run_export_uses_the_runs_preset_and_merges_when_stale(tiny_model_dir, m
 
     import yaml
 
-    from workbench import merge, paths
+    from workbench.export import merge
+    from workbench import paths
     run = paths.runs_dir() / "demo-20261129-101010"
     preset = yaml.safe_load((paths.builtin_presets_dir() / "cpu-demo.yaml").read_text())
     preset["generation"].update(system_prompt="You are Nova, made by Workbench Labs.",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from workbench import lora
+from workbench.train import lora
 from workbench.config import Preset
 from workbench.train import lora_config
 

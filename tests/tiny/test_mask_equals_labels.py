@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench import inspect_data, paths, train
+from workbench.train import preview as inspect_data
+from workbench import paths, train
 from workbench.config import Preset
 
 SAMPLES = sorted(p.name for p in paths.samples_dir().iterdir()

@@ -2,7 +2,8 @@
 
 import pytest
 
-from workbench import memory, models
+from workbench.train import memory
+from workbench import models
 from workbench.config import Preset
 
 

@@ -17,7 +17,8 @@ import json
 
 import pytest
 
-from workbench import quant, quantlab
+from workbench import quant
+from workbench.quant import compare as quantlab
 from workbench.errors import PresetError, WorkbenchError
 
 PPL_VARIANTS = ("none", "int8", "nf4", "fp4")
@@ -40,7 +41,7 @@ def full(tiny_preset_path, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WORKBENCH_HOME", str(tmp_path_factory.mktemp("quant-home")))
         seen = []
-        result = quant.compare(str(tiny_preset_path), PPL_VARIANTS, max_tokens=128,
+        result = quantlab.compare(str(tiny_preset_path), PPL_VARIANTS, max_tokens=128,
                                progress=lambda f, m: seen.append(f))
     assert seen and seen[-1] == 1.0 and seen == sorted(seen)
     return result
@@ -48,7 +49,7 @@ def full(tiny_preset_path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def quick(tiny_preset_path):
-    return quant.compare(str(tiny_preset_path), perplexity=False)
+    return quantlab.compare(str(tiny_preset_path), perplexity=False)
 
 
 def _rows(result):
@@ -165,10 +166,12 @@ def test_int8_loses_to_4bit_on_row_outliers():
 
 
 def test_frames_for_the_app(quick):
-    table = quant.table_frame(quick)
-    assert list(table.columns) == quant.TABLE_COLUMNS
+    from workbench.ui.tabs.quantization import (TABLE_COLUMNS, layer_errors_frame,
+                                                table_frame)
+    table = table_frame(quick)
+    assert list(table.columns) == TABLE_COLUMNS
     assert list(table["variant"]) == list(quant.DEFAULT_VARIANTS)
-    long = quant.layer_errors_frame(quick)
+    long = layer_errors_frame(quick)
     assert list(long.columns) == ["layer", "module", "name", "variant", "error"]
     assert len(long) == 14 * len(quant.DEFAULT_VARIANTS)
     assert long["error"].gt(0).all()
@@ -177,7 +180,7 @@ def test_frames_for_the_app(quick):
 
 
 def test_model_folder_uses_the_sample_text(tiny_model_dir):
-    result = quant.compare(tiny_model_dir, ["none"], max_tokens=32)
+    result = quantlab.compare(tiny_model_dir, ["none"], max_tokens=32)
     assert result["eval"]["source"].startswith("built-in sample text")
     assert result["eval"]["tokens"] == 31  # 32 tokens predict 31
     assert result["nf4_vs_fp4"]["nf4_beats_fp4"] is None
@@ -186,11 +189,11 @@ def test_model_folder_uses_the_sample_text(tiny_model_dir):
 def test_nf4_vs_fp4_verdicts():
     layers = [{"errors": {"nf4": 0.1, "fp4": 0.12}}]
     row = lambda v, e, p: {"variant": v, "mean_rel_error": e, "perplexity": p}  # noqa: E731
-    mixed = quant.nf4_vs_fp4([row("nf4", 0.1, 11.0), row("fp4", 0.12, 10.0)], layers)
+    mixed = quantlab.nf4_vs_fp4([row("nf4", 0.1, 11.0), row("fp4", 0.12, 10.0)], layers)
     assert mixed["nf4_beats_fp4"] is None and mixed["verdict"].startswith("mixed")
-    beats = quant.nf4_vs_fp4([row("nf4", 0.1, 10.0), row("fp4", 0.12, 11.0)], layers)
+    beats = quantlab.nf4_vs_fp4([row("nf4", 0.1, 10.0), row("fp4", 0.12, 11.0)], layers)
     assert beats["nf4_beats_fp4"] is True
-    loses = quant.nf4_vs_fp4([row("nf4", 0.2, 12.0), row("fp4", 0.12, 11.0)],
+    loses = quantlab.nf4_vs_fp4([row("nf4", 0.2, 12.0), row("fp4", 0.12, 11.0)],
                              [{"errors": {"nf4": 0.2, "fp4": 0.12}}])
     assert loses["nf4_beats_fp4"] is False and "does not beat" in loses["verdict"]
 
@@ -203,18 +206,18 @@ def test_perplexity_difference_within_noise_does_not_decide():
     torch.manual_seed(0)
     base = torch.rand(200) * 5
     noisy = {"nf4": base + torch.randn(200), "fp4": base + torch.randn(200)}
-    result = quant.nf4_vs_fp4(rows, layers, noisy)
+    result = quantlab.nf4_vs_fp4(rows, layers, noisy)
     pair, = result["pairs"]
     assert not pair["perplexity_clear"] and "within noise" in result["verdict"]
     assert result["nf4_beats_fp4"] is True  # decided by the weight error alone
     clear = {"nf4": base + 0.5, "fp4": base}  # FP4 lower on every token
-    result = quant.nf4_vs_fp4(rows, layers, clear)
+    result = quantlab.nf4_vs_fp4(rows, layers, clear)
     assert result["pairs"][0]["perplexity_clear"] and result["nf4_beats_fp4"] is None
 
 
 def test_unknown_variant_is_a_user_error(tiny_model_dir):
     with pytest.raises(PresetError, match="unknown variant 'nf3'"):
-        quant.compare(tiny_model_dir, ["nf4", "nf3"])
+        quantlab.compare(tiny_model_dir, ["nf4", "nf3"])
 
 
 def test_cli_json(tiny_preset_path, capsys):
@@ -239,7 +242,7 @@ def test_cli_table_and_errors(tiny_preset_path, capsys):
     assert cli.main(["quant", "compare", "no-such-preset"]) == 2
     assert "not found" in capsys.readouterr().err
     with pytest.raises(WorkbenchError):
-        quant.compare(str(tiny_preset_path), max_tokens=1)
+        quantlab.compare(str(tiny_preset_path), max_tokens=1)
 
 
 def test_answers_only_are_scored(tiny_model_dir):
@@ -249,16 +252,16 @@ def test_answers_only_are_scored(tiny_model_dir):
     from workbench.config import Preset
     tok = models.load_tokenizer(str(tiny_model_dir))
     preset = Preset().with_overrides({"model.name_or_path": str(tiny_model_dir)})
-    items, source = quant.eval_items(preset, tok)
+    items, source = quantlab.eval_items(preset, tok)
     assert "eval split" in source and "answers scored" in source
     prompt, full = items[0]
     assert prompt and full.startswith(prompt) and full.endswith("<|im_end|>\n")
-    (ids, mask, labels), = quant.token_batches(tok, items[:1], 10_000)
+    (ids, mask, labels), = quantlab.token_batches(tok, items[:1], 10_000)
     n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
     assert (labels[0, :n_prompt] == -100).all()
     assert (labels[0, n_prompt:] == ids[0, n_prompt:]).all()
-    items, source = quant.eval_items(preset, tok, rows="all")
+    items, source = quantlab.eval_items(preset, tok, rows="all")
     assert source.startswith("all rows of data/identity.jsonl")
     whole = preset.with_overrides({"train.completion_only_loss": False})
-    items, source = quant.eval_items(whole, tok)
+    items, source = quantlab.eval_items(whole, tok)
     assert "all tokens scored" in source and all(p == "" for p, _ in items)

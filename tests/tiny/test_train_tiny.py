@@ -10,7 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from workbench import chat, jobs, merge, runs, train
+from workbench import chat, runs, train
+from workbench.runs import jobs
+from workbench.export import merge
 from workbench.config import Preset
 
 

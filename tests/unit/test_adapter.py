@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from workbench import adapter
+from workbench.export import spectrum as adapter
 from workbench.errors import WorkbenchError
 
 MODULES = ("q_proj", "v_proj")
@@ -152,7 +152,8 @@ def test_errors_for_non_adapters(tmp_path):
 def test_cli_prints_table_and_json(tmp_path, capsys):
     folder = write_adapter(tmp_path / "a", rank_k=2, r=16)
     parser = argparse.ArgumentParser()
-    adapter.register_cli(parser.add_subparsers())
+    from workbench.cli import adapter as cli_adapter
+    cli_adapter.register(parser.add_subparsers())
     args = parser.parse_args(["adapter", "inspect", str(folder)])
     assert args.func(args) == 0
     text = capsys.readouterr().out

@@ -382,7 +382,8 @@ def test_inspect_summarises_without_holding_rows(tmp_path):
 
 def cli(argv):
     parser = argparse.ArgumentParser()
-    data.register_cli(parser.add_subparsers(dest="command"))
+    from workbench.cli import data as cli_data
+    cli_data.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -97,7 +97,7 @@ def test_sft_flags_follow_the_resolved_dtype(tmp_path, monkeypatch):
 
 
 def test_memory_estimate_uses_the_resolved_dtype(monkeypatch):
-    from workbench import memory
+    from workbench.train import memory
     monkeypatch.setattr(hardware, "cuda_state", lambda: NO_CUDA)
     sizes = {}
     for name, cpu in (("avx2", AVX2), ("bf16", AVX512_BF16)):

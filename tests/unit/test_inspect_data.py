@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from workbench import data, datacli, datastats, inspect_data
+from workbench import data
+from workbench.cli import data as datacli
+from workbench.data import stats as datastats
+from workbench.train import preview as inspect_data
 from workbench.config import Preset
 from workbench.errors import DataError
 
@@ -242,7 +245,8 @@ def test_render_shows_truncated_tokens(tmp_path, tok):
 
 def cli(argv):
     parser = argparse.ArgumentParser()
-    data.register_cli(parser.add_subparsers(dest="command"))
+    from workbench.cli import data as cli_data
+    cli_data.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench import memory
+from workbench.train import memory
 from workbench.config import Preset
 from workbench.errors import ModelError, PresetError, WorkbenchError
-from workbench.memory import NAMED, ModelShape, estimate
+from workbench.train.memory import NAMED, ModelShape, estimate
 
 SMOL_CONFIG = {  # config.json of SmolLM2-135M (the embedded model), the fields we read
     "model_type": "llama", "vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536,
@@ -243,7 +243,8 @@ def test_device_memory():
 
 def _cli(argv):
     parser = argparse.ArgumentParser(prog="launch.py")
-    memory.register_cli(parser.add_subparsers(dest="command"))
+    from workbench.cli import memory as cli_memory
+    cli_memory.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -107,7 +107,7 @@ def test_cli_presets_and_runs(capsys, tmp_path):
 
 def test_stop_request_and_wrong_state():
     run = prepare_run(Preset(), "s")
-    from workbench import jobs
+    from workbench.runs import jobs
     jobs.stop(run)  # our own pid is alive, so the run counts as running
     assert runs.stop_requested(run)
     runs.write_status(run, state="completed")
@@ -116,7 +116,7 @@ def test_stop_request_and_wrong_state():
 
 
 def test_reconcile_writes_failed_for_dead_processes():
-    from workbench import jobs
+    from workbench.runs import jobs
     run = prepare_run(Preset(), "dead")
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()

@@ -8,7 +8,8 @@ import sys
 import gradio as gr
 import pytest
 
-from workbench.ui import register_cli, server
+from workbench.cli import ui as cli_ui
+from workbench.ui import server
 from workbench.ui.app import build_app
 from workbench.ui.i18n import field_keys, text
 
@@ -90,7 +91,7 @@ def test_malformed_auth_is_refused(bad):
 def test_cli_exits_2_with_one_error_line(capsys, monkeypatch):
     monkeypatch.delenv("WORKBENCH_AUTH", raising=False)
     parser = argparse.ArgumentParser()
-    register_cli(parser.add_subparsers())
+    cli_ui.register(parser.add_subparsers())
     args = parser.parse_args(["ui", "--listen"])
     assert args.func(args) == 2
     err = capsys.readouterr().err.strip().splitlines()

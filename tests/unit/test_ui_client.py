@@ -9,7 +9,8 @@ import urllib.request
 import pytest
 from gradio_client import Client
 
-from workbench import jobs, paths, presets, runs
+from workbench.runs import jobs
+from workbench import paths, presets, runs
 from workbench.ui import server
 
 
@@ -71,7 +72,8 @@ def test_round_trip(app_url, monkeypatch):
 
 
 def test_merge_and_compare_endpoints(app_url, monkeypatch):
-    from workbench import chat, merge
+    from workbench import chat
+    from workbench.export import merge
 
     run = paths.runs_dir() / "done-20250101-120000"
     run.mkdir(parents=True)

@@ -11,7 +11,8 @@ import gradio as gr
 import pandas as pd
 import pytest
 
-from workbench import memory, paths, presets
+from workbench.train import memory
+from workbench import paths, presets
 from workbench.errors import RunError
 from workbench.ui import shared, widgets
 from workbench.ui.i18n import field_keys, render, text
@@ -129,7 +130,7 @@ def test_chinese_page_gets_chinese_chart_labels(monkeypatch):
 FAKE_RESULT = {
     "model": "/somewhere/model", "source": "preset", "dtype": "bfloat16", "device": "cpu",
     "eval": {"source": "eval split of data/identity.jsonl", "texts": 3, "tokens": 120},
-    "table": [{"variant": v, "bits_per_param": b, "footprint_bytes": 2**20 * b,
+    "table": [{"variant": v, "bits_per_param": b, "footprint_bytes": 10**6 * b,
                "load_seconds": 1.0, "quantize_seconds": 0.5, "mean_rel_error": e,
                "max_rel_error": 2 * e, "perplexity": 10 * (1 + e),
                "perplexity_change_pct": 100 * e}

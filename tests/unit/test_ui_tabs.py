@@ -87,8 +87,8 @@ def test_measure_reports_footprint_next_to_16_bit(monkeypatch):
         seen.update(mode=quant_cfg.mode, quantize=quantize, name=model_cfg.name_or_path)
         return object()
     monkeypatch.setattr(models, "load_model", fake_load)
-    monkeypatch.setattr(models, "footprint_bytes", lambda model: 100 * 2**20)
-    monkeypatch.setattr(lora, "model_info", lambda name, trust=False: {"total": 200 * 2**20})
+    monkeypatch.setattr(models, "footprint_bytes", lambda model: 100 * 10**6)
+    monkeypatch.setattr(lora, "model_info", lambda name, trust=False: {"total": 200 * 10**6})
     text = rendered(quantization.measure("embedded:smollm2-135m-instruct", False, "nf4", True,
                                          "bfloat16", 6.0))
     assert seen == {"mode": "nf4", "quantize": True, "name": "embedded:smollm2-135m-instruct"}
@@ -111,7 +111,7 @@ def shape_info(shape):
 
 
 def test_trainable_count_matches_the_memory_estimate():
-    from workbench import memory
+    from workbench.train import memory
     shape = memory.NAMED["llama-7b"]
     for targets in ("all-linear", ["q_proj", "v_proj"]):
         trainable, total, missing = lora.trainable_params(shape_info(shape), 64, targets)
@@ -148,7 +148,7 @@ def all_values(**changes):
 
 
 def test_start_builds_the_preset_from_every_tab(monkeypatch):
-    from workbench import jobs
+    from workbench.runs import jobs
     started = {}
 
     def fake_start(preset, name):
@@ -222,7 +222,7 @@ def test_stop_asks_the_running_job_to_stop():
 
 
 def test_resume_selects_the_resumed_run(monkeypatch):
-    from workbench import jobs
+    from workbench.runs import jobs
     run = make_run(name="halt-20250101-120000", state="stopped")
     monkeypatch.setattr(jobs, "resume", lambda r: Path(r))
     update, notice = training.resume_run(run.name)
@@ -240,7 +240,7 @@ def test_api_status_has_no_server_paths():
 # -- Merge ----------------------------------------------------------------------------------
 
 def test_merge_lists_completed_runs_and_shows_the_report(monkeypatch):
-    from workbench import merge as core_merge
+    from workbench.export import merge as core_merge
     make_run(name="a-20250101-120000", state="completed")
     make_run(name="b-20250101-130000", state="failed", adapter=False)
     run_update, text = merge.refresh(None)

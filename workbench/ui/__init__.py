@@ -8,14 +8,6 @@ load only when the app starts, so `launch.py --help` and the CLI stay fast.
 from __future__ import annotations
 
 
-def register_cli(subparsers) -> None:
-    """Add `ui [--port N] [--listen] [--auth USER:PASS] [--home DIR]` to the CLI."""
-    from workbench.ui import server
-    parser = subparsers.add_parser("ui", help="start the web app (the default command)")
-    server.add_arguments(parser)
-    parser.set_defaults(func=server.cli_main)
-
-
 def run_app(host: str = "127.0.0.1", port: int = 7860, auth=None, home: str | None = None,
             **kwargs):
     """Serve the app (blocks until Ctrl+C unless block=False)."""

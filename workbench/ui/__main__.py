@@ -1,10 +1,8 @@
-"""`python -m workbench.ui [--port N] [--listen] [--auth USER:PASS] [--home DIR]`."""
+"""`python -m workbench.ui [--port N] [--listen] [--auth USER:PASS] [--home DIR]`: the same
+as `launch.py ui` (the options live in workbench/cli/ui.py)."""
 
-import argparse
 import sys
 
-from workbench.ui import server
+from workbench.cli import main
 
-parser = argparse.ArgumentParser(prog="python -m workbench.ui", description="Workbench app")
-server.add_arguments(parser)
-sys.exit(server.cli_main(parser.parse_args()))
+sys.exit(main(["ui", *sys.argv[1:]]))

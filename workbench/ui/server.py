@@ -127,7 +127,7 @@ def run_app(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, auth=None,
             home: str | None = None, *, block: bool = True):
     """Build and serve the app; print its URL. block=False returns (demo, url) for tests."""
     root = prepare_environment(home)
-    from workbench import jobs
+    from workbench.runs import jobs
     for name in jobs.reconcile():  # a job that died while the app was down
         print(f"note: run {name} had stopped without saying so; marked failed", flush=True)
     from workbench.ui.app import build_app
@@ -157,24 +157,8 @@ def run_app(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, auth=None,
     return demo, url
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--port", type=int, default=None,
-                        help=f"port to serve on (default {DEFAULT_PORT})")
-    parser.add_argument("--listen", action="store_true",
-                        help="serve on all network interfaces (needs --auth or "
-                             f"{AUTH_ENV})")
-    parser.add_argument("--auth", default=None, metavar="USER:PASS",
-                        help=f"require this login (or set {AUTH_ENV}=USER:PASS)")
-    parser.add_argument("--home", default=None, metavar="DIR",
-                        help="WORKBENCH_HOME: where runs, presets and caches live")
-
-
-def cli_main(args) -> int:
-    """The `ui` command: exit 2 with one `error:` line on a bad option."""
-    try:
-        host, port, auth = resolve_options(args.port, args.listen, args.auth)
-        run_app(host, port, auth, args.home)
-    except LaunchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+def serve(port, listen, auth, home) -> None:
+    """What the `ui` command runs: options checked (LaunchError names the bad one), then
+    the app until Ctrl+C."""
+    host, port, auth = resolve_options(port, listen, auth)
+    run_app(host, port, auth, home)

@@ -13,7 +13,8 @@ import tempfile
 from collections import deque
 from pathlib import Path
 
-from workbench import jobs, paths
+from workbench.runs import jobs
+from workbench import paths
 from workbench.config import Preset
 from workbench.errors import RunError
 
@@ -35,7 +36,7 @@ def with_adapter(r: dict) -> bool:
 
 
 def active_run_name() -> str | None:
-    from workbench import jobs
+    from workbench.runs import jobs
     active = jobs.active()
     return Path(active).name if active else None
 

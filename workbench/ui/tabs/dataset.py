@@ -325,7 +325,7 @@ def effective_mapping(fmt: str, mapping: dict, columns: list) -> dict:
 def raw_columns(cfg, rows: int = 20) -> list[str]:
     """The column names of the first rows of each file, read without detecting a format
     (for the mapping dropdowns when detection fails)."""
-    from workbench.datafiles import read_rows, resolve_files
+    from workbench.data.files import read_rows, resolve_files
     cols: list[str] = []
     try:
         for name, file in resolve_files(cfg.path):

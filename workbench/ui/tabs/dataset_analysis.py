@@ -40,7 +40,8 @@ def _preset(values):
 def tokenizer_ready(preset) -> bool:
     """True when loading the preset's tokenizer is quick: already loaded, a local model
     folder, or an embedded/.gguf model imported before (no 30 s import)."""
-    from workbench import inspect_data, models
+    from workbench.train import preview as inspect_data
+    from workbench import models
     name = preset.model.name_or_path
     if (name, preset.model.trust_remote_code) in inspect_data._TOKENIZERS:
         return True
@@ -59,7 +60,7 @@ def analysis_key(preset) -> str:
     """What an analysis depends on: the data settings and files (size, time), the
     tokenizer and the masking settings. The same key: the kept result still holds."""
     import json
-    from workbench.datafiles import resolve_files
+    from workbench.data.files import resolve_files
     files = []
     for name, path in resolve_files(preset.data.path):
         st = path.stat()
@@ -74,7 +75,7 @@ def auto_analyse(stats, *values, progress=gr.Progress()):
     """After a load or a model change: keep the analysis when nothing it depends on
     changed; analyse again when that is quick; otherwise clear it and leave the button
     to the user."""
-    from workbench.datafiles import resolve_files
+    from workbench.data.files import resolve_files
     skip = [gr.skip()] * ANALYSIS_OUTPUTS
     try:
         preset = _preset(values)
@@ -93,7 +94,7 @@ def analyse(*values, progress=gr.Progress()):
     """One pass over the data with the preset's tokenizer -> (stats, status, histogram,
     report, checks, row, row info, rendered row). Errors go to the status line."""
     import time
-    from workbench import inspect_data
+    from workbench.train import preview as inspect_data
     started = time.monotonic()
     try:
         preset = _preset(values)
@@ -225,7 +226,7 @@ def suggestion(stats, which: str):
 
 def render(row, *values, progress=gr.Progress()):
     """(row info Markdown, HighlightedText spans) for row number `row` (1-based)."""
-    from workbench import inspect_data
+    from workbench.train import preview as inspect_data
     try:
         preset = _preset(values)
         n = int(row or 1)
@@ -246,7 +247,7 @@ def rerender(row, shown, *values):
 
 
 def _render(preset, n: int):
-    from workbench import inspect_data
+    from workbench.train import preview as inspect_data
     r = inspect_data.render_row(preset, n)
     spans = inspect_data.highlighted(r)
     loss = m("dataset.loss_answers") if r["loss_on"] == "answers" else m("dataset.loss_all")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from workbench import lora as core_lora
+from workbench.train import lora as core_lora
 from workbench.errors import PresetError
 from workbench.ui import widgets
 from workbench.ui.i18n import m, t

@@ -130,7 +130,7 @@ def refresh(selected):
 
 
 def show_report(name) -> str:
-    from workbench import merge
+    from workbench.export import merge
     if not name:
         return m("merge.none")
     rep = merge.report(shared.find_run(name))
@@ -138,7 +138,7 @@ def show_report(name) -> str:
 
 
 def merge_run(name) -> str:
-    from workbench import merge
+    from workbench.export import merge
     shared.refuse_if_busy("merging")
     rep = merge.merge(shared.find_run(name))
     return report_markdown(rep)
@@ -367,7 +367,7 @@ _SPECTRUM_CACHE: dict = {}
 
 def _spectrum(run: Path) -> dict:
     """adapter.spectrum for a run, cached while the adapter file is unchanged."""
-    from workbench import adapter
+    from workbench.export import spectrum as adapter
     weights = run / "adapter" / "adapter_model.safetensors"
     key = (str(run), weights.stat().st_mtime_ns if weights.exists() else None)
     if key not in _SPECTRUM_CACHE:
@@ -465,7 +465,7 @@ def api_merge(run: str) -> dict:
     """Merge a run and return its verification report; `folder` is the merged model's
     folder relative to WORKBENCH_HOME. (Not `path`: gradio_client would take a result
     key named path for a file to download.)"""
-    from workbench import merge
+    from workbench.export import merge
     shared.refuse_if_busy("merging")
     rep = dict(merge.merge(shared.find_run(run)))
     path = rep.pop("path", None)

@@ -29,9 +29,11 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from workbench import memory, paths
+from workbench.train import memory
+from workbench import paths
 from workbench.config import EMBEDDED_MODEL, Preset
 from workbench.errors import ModelError
+from workbench.units import fmt_bytes
 from workbench.ui import shared, widgets
 from workbench.ui.i18n import m, t, text
 
@@ -294,12 +296,12 @@ def fits_markdown(rows: list, device: tuple[str, int, int]) -> str:
     """Where training would run, how much is free, and whether each method fits."""
     kind, total, free = device
     where = m("qmem.gpu") if kind == "gpu" else m("qmem.ram")
-    lines = [f"**{where}**: {memory.fmt_bytes(free)} {m('qmem.free')} "
-             f"({memory.fmt_bytes(total)} {m('qmem.total')})", ""]
+    lines = [f"**{where}**: {fmt_bytes(free)} {m('qmem.free')} "
+             f"({fmt_bytes(total)} {m('qmem.total')})", ""]
     for meth, est, chosen in rows:
         ok = est.total_bytes <= free
         line = (f"{'✓' if ok else '✗'} {m('qmem.method.' + meth)}: {m('qmem.needs')} "
-                f"{memory.fmt_bytes(est.total_bytes)} · "
+                f"{fmt_bytes(est.total_bytes)} · "
                 f"{m('qmem.fits' if ok else 'qmem.no_fit')}")
         lines.append(f"- **{line}** ★" if chosen else f"- {line}")
     chosen_est = next(est for _, est, c in rows if c)
@@ -369,14 +371,6 @@ def measure_markdown(mode: str, measured: int, full16: int, seconds: float) -> s
             f"- {m('quant.took')}: {seconds:.1f} s")
 
 
-def fmt_bytes(n) -> str:
-    n = float(n or 0)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
-
 
 # -- work in its own process ----------------------------------------------------------------
 
@@ -393,7 +387,6 @@ def compare_quantizations(request: gr.Request | None, progress=gr.Progress(),
                           perplexity=True, *values):
     """Run `launch.py quant compare` on the page's settings (`values`: every field) in its
     own process; yield (status, table, layer plot) as it goes."""
-    from workbench import quant
     shared.refuse_if_busy("comparing quantisations")
     preset = widgets.to_preset(values)
     yaml_path = shared.temp_preset(preset, "quant-")
@@ -420,14 +413,14 @@ def compare_quantizations(request: gr.Request | None, progress=gr.Progress(),
         out_path.unlink(missing_ok=True)
     lang = lang_of(request)
     yield (compare_markdown(result, time.monotonic() - started),
-           compare_table(quant.table_frame(result), lang),
-           layer_frame(quant.layer_errors_frame(result)))
+           compare_table(table_frame(result), lang),
+           layer_frame(layer_errors_frame(result)))
 
 
 def compare_table(frame: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
     """The table as a person reads it: MB, rounded errors, headers in the page language."""
     f = frame.copy()
-    f["footprint_bytes"] = (f["footprint_bytes"] / 2**20).round(1)
+    f["footprint_bytes"] = (f["footprint_bytes"] / 1e6).round(1)
     for col, digits in (("bits_per_param", 3), ("mean_rel_error", 5), ("max_rel_error", 4),
                         ("perplexity", 3), ("perplexity_change_pct", 2),
                         ("load_seconds", 2), ("quantize_seconds", 2)):
@@ -452,3 +445,27 @@ def compare_markdown(result: dict, seconds: float) -> str:
     return (f"✓ **{m('qcmp.done')}** ({shared.duration(seconds)}, {result.get('device')}, "
             f"{result.get('dtype')}) · {where}\n\n**NF4 vs FP4:** "
             f"{widgets.clean_message(verdict)}\n\n*{m('qcmp.how_to_read')}*")
+
+
+# -- the comparison as frames for the app ------------------------------------------------------
+
+TABLE_COLUMNS = ["variant", "bits_per_param", "footprint_bytes", "load_seconds",
+                 "quantize_seconds", "mean_rel_error", "max_rel_error", "perplexity",
+                 "perplexity_change_pct"]
+
+
+def table_frame(result: dict):
+    """One row per variant, the columns of TABLE_COLUMNS (pandas.DataFrame)."""
+    import pandas as pd
+    return pd.DataFrame([{c: r.get(c) for c in TABLE_COLUMNS} for r in result["table"]],
+                        columns=TABLE_COLUMNS)
+
+
+def layer_errors_frame(result: dict):
+    """Long form for a line plot across layers: columns layer, module, name, variant, error;
+    one row per (linear weight, variant), in model order."""
+    import pandas as pd
+    rows = [{"layer": layer["layer"], "module": layer["module"], "name": layer["name"],
+             "variant": v, "error": e}
+            for layer in result["layers"] for v, e in layer["errors"].items()]
+    return pd.DataFrame(rows, columns=["layer", "module", "name", "variant", "error"])

@@ -131,7 +131,8 @@ def wire(ctx, tab: TrainingTab, demo: gr.Blocks) -> None:
 
 def start_run(run_name, *values):
     """Validate every tab into a Preset and start training it in its own process."""
-    from workbench import chat, jobs
+    from workbench import chat
+    from workbench.runs import jobs
     preset = widgets.to_preset(values)
     name = check_name((run_name or "").strip() or "run")
     chat.release()  # the chat model would compete with training for memory
@@ -142,14 +143,14 @@ def start_run(run_name, *values):
 
 
 def stop_run(selected):
-    from workbench import jobs
+    from workbench.runs import jobs
     target = shared.active_run_name() or selected
     run = jobs.stop(shared.find_run(target))
     return f"■ {m('train.stop_requested')} (**{html.escape(Path(run).name)}**)"
 
 
 def resume_run(selected):
-    from workbench import jobs
+    from workbench.runs import jobs
     run = jobs.resume(shared.find_run(selected))
     return (gr.update(choices=shared.run_names(), value=Path(run).name),
             f"✓ {m('train.resumed')}: **{html.escape(Path(run).name)}**")
@@ -179,7 +180,7 @@ def dry_run(progress=gr.Progress(), *values):
 
 
 def dry_run_markdown(res: dict) -> str:
-    from workbench.memory import fmt_bytes
+    from workbench.units import fmt_bytes
     est = (res.get("estimate") or {}).get("total_bytes")
     peak = res.get("peak_bytes")
     vs = f" · {m('dry.estimate')} {fmt_bytes(est)}" if est else ""
@@ -324,7 +325,8 @@ def runs_markdown(all_runs: list[dict]) -> str:
 def api_start(preset: str = "cpu-demo", name: str = "", overrides: list[str] | None = None
               ) -> dict:
     """Start training a preset (name or YAML path) with `section.key=value` overrides."""
-    from workbench import chat, jobs, presets
+    from workbench import chat, presets
+    from workbench.runs import jobs
     p = presets.load(preset, list(overrides or []))
     run_name = check_name(name.strip() or Path(preset).stem)
     chat.release()
@@ -333,7 +335,7 @@ def api_start(preset: str = "cpu-demo", name: str = "", overrides: list[str] | N
 
 
 def api_stop(run: str = "") -> dict:
-    from workbench import jobs
+    from workbench.runs import jobs
     target = run or shared.active_run_name()
     stopped = jobs.stop(shared.find_run(target))
     return {"run": Path(stopped).name, "stop_requested": True}

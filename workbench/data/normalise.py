@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from workbench.datafiles import kind
+from workbench.data.files import kind
 from workbench.errors import DataError
 
 ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant",

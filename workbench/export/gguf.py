@@ -27,7 +27,7 @@ from hashlib import sha256
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.modelfile import (IM_END, modelfile_text, ollama_tag, ollama_template,
+from workbench.export.modelfile import (IM_END, modelfile_text, ollama_tag, ollama_template,
                                  readme_text, template_check)
 
 TYPES = ("f16", "q8_0")
@@ -75,7 +75,7 @@ def resolve_source(source, progress=None) -> tuple[Path, Path | None]:
     stale = (merged / "config.json").is_file() and adapter.is_file() and \
         adapter.stat().st_mtime > (merged / "config.json").stat().st_mtime
     if stale or not (merged / "config.json").is_file():
-        from workbench import merge
+        from workbench.export import merge
         merge.merge(run, progress=progress)
     return merged, run
 
@@ -358,7 +358,7 @@ def export(source, *, types=TYPES, out_dir=None, name=None, system_prompt=None,
     if template:
         report["template"].update(template_check(vocab["tokenizer"], template))
     if verify:
-        from workbench import gguf_verify
+        from workbench.export import verify as gguf_verify
         say("verifying the exported files")
         try:
             report.update(gguf_verify.verify(merged, files, hp, tokenizer=vocab["tokenizer"],
@@ -376,47 +376,3 @@ def export(source, *, types=TYPES, out_dir=None, name=None, system_prompt=None,
     say("export " + ("verified" if report["ok"] else "FAILED verification"
                      if report["ok"] is False else "written (not verified)"))
     return report
-
-
-# -- CLI ----------------------------------------------------------------------------------
-
-def _print_report(report: dict) -> None:
-    mark = {True: "OK", False: "FAILED", None: "not verified"}[report["ok"]]
-    print(f"export {report['name']}: {mark}")
-    for t, f in report["files"].items():
-        check = (report.get("checks") or {}).get(t, {})
-        rt = check.get("round_trip", {})
-        nums = (f"max|dlogit| {rt['max_abs_diff']:.3g}, argmax {rt['argmax_agreement']:.1%}, "
-                f"greedy {'same' if rt['greedy_equal'] else 'differs'}") if rt else ""
-        print(f"  {t}: {f['path']} ({f['bytes'] / 1e6:.1f} MB, {f['seconds']} s) "
-              f"{'ok' if check.get('ok') else 'FAILED' if check else ''} {nums}")
-    ref = report.get("reference") or {}
-    if ref.get("applied"):
-        print(f"  reference GGUF: min q/k correlation {ref['min_corr_qk']:.5f} "
-              f"({'ok' if ref['ok'] else 'FAILED'})")
-    if report.get("verify_error"):
-        print(f"  verification could not run: {report['verify_error']}")
-    print(f"  run it: {report['ollama']}")
-    print(f"  details: {report['readme']}")
-
-
-def cmd_export(args) -> int:
-    types = TYPES if args.type == "both" else (args.type,)
-    report = export(args.run, types=types, name=args.name, out_dir=args.out,
-                    progress=None if args.json else (lambda m: print(m, flush=True)))
-    if args.json:
-        print(json.dumps(report, indent=1, ensure_ascii=False, default=str))
-    else:
-        _print_report(report)
-    return 0 if report["ok"] else 1
-
-
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser("export", help="export a run (or merged model folder) to GGUF "
-                              "for llama.cpp / Ollama / LM Studio, verified")
-    p.add_argument("run", help="run name or folder, or a merged model folder")
-    p.add_argument("--type", choices=["f16", "q8_0", "both"], default="both")
-    p.add_argument("--name", help="file name stem (default: the run's name)")
-    p.add_argument("--out", help="output folder (default: <run>/export)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=cmd_export)

@@ -384,7 +384,7 @@ def build_trainer(preset: Preset, run: Path, started: float, log):
                          processing_class=tokenizer, peft_config=lora_config(preset),
                          callbacks=[make_callback(run, started)])
     # counted from shapes: PEFT's count on a 4-bit base sees packed weights (2 per byte)
-    from workbench import lora
+    from workbench.train import lora
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = lora.model_info(preset.model.name_or_path,
                             preset.model.trust_remote_code)["total"] + trainable

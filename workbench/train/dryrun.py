@@ -11,8 +11,6 @@ folder under WORKBENCH_HOME/tmp/ that is deleted afterwards, so it never shows u
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import shutil
@@ -179,46 +177,7 @@ def training_flops_per_token(model) -> float:
 
 def _estimate(preset: Preset, seq_len: int | None, device: str) -> dict | None:
     try:
-        from workbench import memory
+        from workbench.train import memory
         return memory.estimate_for_preset(preset, seq_len=seq_len, device=device).to_dict()
     except Exception as exc:  # noqa: BLE001 - the measurement stands without the estimate
         return {"error": str(exc)}
-
-
-def _fmt_bytes(n) -> str:
-    return f"{n / 2**20:,.0f} MiB" if n is not None else "?"
-
-
-def cmd_dryrun(args) -> int:
-    from workbench import presets
-    preset = presets.load(args.preset, args.set)
-    res = dry_run(preset, args.steps, progress=lambda m: print(m, flush=True))
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(res, indent=1), encoding="utf-8")
-    if args.json:
-        print(json.dumps(res, indent=1))
-        return 0
-    est = res.get("estimate") or {}
-    mfu = (f"{100 * res['mfu']:.1f}% ({res['achieved_flops'] / 1e9:,.1f} of "
-           f"{res['peak_flops'] / 1e9:,.1f} GFLOP/s)" if res.get("mfu") else "?")
-    print(f"\ndry run of {args.preset} on {res['device']} ({res['steps']} steps):\n"
-          f"  compute dtype      {res['dtype_reason']} [{res['cpu_capability']}]\n"
-          f"  seconds per step   {res['seconds_per_step']}\n"
-          f"  tokens per second  {res['tokens_per_second']}\n"
-          f"  peak memory        {_fmt_bytes(res['peak_bytes'])} ({res['peak_kind']})\n"
-          f"  estimate           {_fmt_bytes(est.get('total_bytes'))}\n"
-          f"  FLOP utilisation   {mfu}\n"
-          f"  whole run          {res['full_run_steps']} steps, about "
-          f"{res['eta_seconds'] / 60:.1f} min")
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser("dryrun", help="train a few steps to measure speed and memory "
-                              "(nothing is kept)")
-    p.add_argument("preset")
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--json-out", help=argparse.SUPPRESS)  # the app's job reads this file
-    p.set_defaults(func=cmd_dryrun)

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from workbench.config import DataCfg
-from workbench.datafiles import kind, read_rows, resolve_files
-from workbench.datanorm import drop_reason, fill, has_prompt, normalise
+from workbench.data.files import kind, read_rows, resolve_files
+from workbench.data.normalise import drop_reason, fill, has_prompt, normalise
 from workbench.errors import DataError
 
 # format -> (required roles, optional roles), in detection order: the first match wins.
@@ -206,12 +206,6 @@ def split(examples: list, eval_fraction: float, seed: int) -> tuple[list, list]:
     held = set(random.Random(seed).sample(range(len(items)), n_eval))
     return ([x for i, x in enumerate(items) if i not in held],
             [x for i, x in enumerate(items) if i in held])
-
-
-def register_cli(subparsers) -> None:
-    """`data inspect` and `data render` (workbench/datacli.py)."""
-    from workbench import datacli
-    datacli.register_cli(subparsers)
 
 
 # -- the scan: files -> raw rows -> normalised rows ----------------------------------------

@@ -54,7 +54,7 @@ def stats(preset: Preset, tokenizer=None, progress: Callable[[int, int], None] |
           preview: int = 5):
     """datastats.compute with the preset's tokenizer: a DataStats with .summary(max_length),
     .histogram(max_length) and .checks_frame(max_length)."""
-    from workbench import datastats
+    from workbench.data import stats as datastats
     return datastats.compute(preset, tokenizer or (lambda: tokenizer_for(preset)), progress,
                              preview)
 

@@ -32,7 +32,7 @@ from typing import Callable
 
 from workbench import data
 from workbench.config import Preset
-from workbench.datanorm import PLACEHOLDER
+from workbench.data.normalise import PLACEHOLDER
 
 BATCH = 512      # rows per tokenizer call
 EXAMPLES = 10    # row numbers listed per check

@@ -24,7 +24,7 @@ from workbench.config import DATA_FORMATS, Preset
 BAR = 30
 
 
-def register_cli(subparsers) -> None:
+def register(subparsers) -> None:
     parser = subparsers.add_parser("data", help="Look at dataset files.")
     sub = parser.add_subparsers(dest="data_command", required=True)
     p = sub.add_parser("inspect", help="Format, rows, token lengths, truncation and "
@@ -60,7 +60,7 @@ def preset_from_args(args) -> Preset:
 
 
 def cmd_inspect(args) -> int:
-    from workbench import inspect_data
+    from workbench.train import preview as inspect_data
     preset = preset_from_args(args)
     # progress goes to stderr, so it never mixes with --json on stdout
     info = inspect_data.inspect(preset, tokens=not args.no_tokens, progress=_Progress())
@@ -75,7 +75,7 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from workbench import inspect_data
+    from workbench.train import preview as inspect_data
     preset = preset_from_args(args)
     r = inspect_data.render_row(preset, args.row)
     if args.json:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from workbench import paths
 from workbench.errors import ModelError
-from workbench.quant import _get, bnb_config, torch_dtype
+from workbench.quant import bnb_config, get_field, torch_dtype
 
 log = logging.getLogger(__name__)
 
@@ -328,16 +328,16 @@ def load_model(model_cfg, quant_cfg, *, quantize: bool = True, dtype=None):
     quantize=False, e.g. for merging), on CUDA if there is one, else on the CPU.
     `dtype` (default: the compute dtype) is the dtype of everything not quantised."""
     from transformers import AutoModelForCausalLM
-    name = model_cfg if isinstance(model_cfg, (str, os.PathLike)) else _get(
+    name = model_cfg if isinstance(model_cfg, (str, os.PathLike)) else get_field(
         model_cfg, "name_or_path", EMBEDDED)
     trust = False if isinstance(model_cfg, (str, os.PathLike)) else bool(
-        _get(model_cfg, "trust_remote_code", False))
+        get_field(model_cfg, "trust_remote_code", False))
     path = resolve(str(name))
     quant = bnb_config(quant_cfg) if quantize else None
     dev = device()
     from workbench.hardware import resolve_compute_dtype
     choice = resolve_compute_dtype(dtype if dtype is not None else
-                                   (_get(quant_cfg, "compute_dtype", "auto") if quant_cfg
+                                   (get_field(quant_cfg, "compute_dtype", "auto") if quant_cfg
                                     else "auto"))
     if choice.device == "cuda" and choice.warning:
         log.warning(choice.warning)
@@ -364,7 +364,7 @@ def load_model(model_cfg, quant_cfg, *, quantize: bool = True, dtype=None):
                 device_map={"": 0} if dev == "cuda" else "cpu", trust_remote_code=trust)
         except Exception as exc:
             raise ModelError(f"model {name!r}: cannot load from {path}"
-                             f"{' with ' + _get(quant_cfg, 'mode') if quant else ''}: "
+                             f"{' with ' + get_field(quant_cfg, 'mode') if quant else ''}: "
                              f"{type(exc).__name__}: {exc}") from exc
         if qdir is not None:
             _save_quantized(model, qdir, path)

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from workbench.errors import ModelError, PresetError
+from workbench.quant import bits_per_param
 
 METHODS = ("full", "lora", "qlora", "int8")
 OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_32bit", "paged_adamw_8bit",
@@ -38,10 +39,7 @@ DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 # -- constants (bytes unless said otherwise) ----------------------------------------------
-BLOCK = 64                       # bnb 4-bit block size: one absmax per 64 weights
-DQ_BLOCK = 256                   # double quant: the absmaxes are quantised in blocks of 256
-NF4_BITS = 4 + 32 / BLOCK        # 4-bit code + one fp32 absmax per block = 4.5 bits
-NF4_DQ_BITS = 4 + 8 / BLOCK + 32 / (BLOCK * DQ_BLOCK)   # 8-bit absmax + fp32 per 256 = 4.127
+# 4-bit storage (4.5 bits, ~4.127 with double quant) is quant.bits_per_param
 INT8_ROW_SCALE = 4               # LLM.int8 keeps one fp32 scale per output row (SCB);
                                  # outlier columns are picked per batch, not stored
 FULL_STATE_BYTES = 4             # full FT: Adam states in fp32 (the paper's accounting)
@@ -153,13 +151,6 @@ class Estimate:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "total_bytes": self.total_bytes}
-
-
-def bits_per_param(quant_type: str = "nf4", double_quant: bool = True) -> float:
-    """Storage of a 4-bit weight including its share of the quantisation constants."""
-    if quant_type not in ("nf4", "fp4"):
-        raise PresetError(f"quantization.mode: {quant_type!r} is not a 4-bit type (nf4, fp4)")
-    return NF4_DQ_BITS if double_quant else NF4_BITS
 
 
 def _targets(shape: ModelShape, targets) -> list[tuple[str, int, int]]:
@@ -393,58 +384,3 @@ def device_memory() -> tuple[str, int, int]:
     import psutil
     vm = psutil.virtual_memory()
     return "ram", int(vm.total), int(vm.available)
-
-
-# -- CLI ------------------------------------------------------------------------------------
-
-LABELS = {"weights": "base weights", "quant_constants": "quantisation constants",
-          "non_quantized": "embeddings, norms, lm_head", "lora": "LoRA weights",
-          "gradients": "gradients", "optimizer": "optimizer states",
-          "activations": "activations", "logits": "logits / loss"}
-
-
-def fmt_bytes(n: float) -> str:
-    return f"{n / 1e9:,.2f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
-
-
-def format_table(est: Estimate) -> str:
-    s, p = est.settings, est.params
-    kind = est.method
-    if est.method == "qlora":
-        kind += f" ({s['quant_type']}{', double quant' if s['double_quant'] else ''})"
-    lines = [f"Memory estimate: {kind} on {est.model}",
-             f"  {p['total'] / 1e6:,.1f}M parameters, {p['trainable'] / 1e6:,.2f}M trainable; "
-             f"batch {s['batch_size']} x {s['seq_len']} tokens, checkpointing "
-             f"{'on' if s['gradient_checkpointing'] else 'off'}, {s['optimizer']}, "
-             f"{s['compute_dtype']}, {s['device']}", ""]
-    for key, label in LABELS.items():
-        lines.append(f"  {label:<28}{fmt_bytes(est.breakdown[key]):>12}")
-    lines.append(f"  {'total':<28}{fmt_bytes(est.total_bytes):>12}")
-    lines += [f"note: {n}" for n in est.notes]
-    return "\n".join(lines)
-
-
-def _run_cli(args) -> int:
-    from workbench import presets
-    if args.method is not None and args.method not in METHODS:
-        raise PresetError(f"--method: {args.method!r} is not one of {', '.join(METHODS)}")
-    preset = presets.load(args.preset or "cpu-demo", args.set or None)
-    est = estimate_for_preset(preset, shape=args.model, method=args.method,
-                              seq_len=args.seq_len, device=args.device)
-    print(json.dumps(est.to_dict(), indent=2) if args.json else format_table(est))
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser("memory", help="estimate the memory a preset needs to train",
-                              description="Estimate peak training memory (bytes breakdown).")
-    p.add_argument("preset", nargs="?", default="cpu-demo", help="preset name or YAML path")
-    p.add_argument("--model", help="model name/path or a named size: " + ", ".join(NAMED))
-    p.add_argument("--method", help="full, lora, qlora or int8 (default: from the preset)")
-    p.add_argument("--set", action="append", metavar="section.key=value", help="override")
-    p.add_argument("--seq-len", type=int, help="actual padded sequence length "
-                   "(default: train.max_length)")
-    p.add_argument("--device", choices=["cpu", "cuda"], help="default: this machine")
-    p.add_argument("--json", action="store_true", help="print the breakdown in bytes")
-    p.set_defaults(func=_run_cli)
-

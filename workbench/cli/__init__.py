@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import json
 import os
 import sys
@@ -25,9 +24,9 @@ from pathlib import Path
 
 from workbench.errors import WorkbenchError
 
-# modules that add their own subcommands through register_cli(subparsers)
-PLUGINS = ["workbench.ui", "workbench.data", "workbench.memory", "workbench.dryrun",
-           "workbench.quant", "workbench.export", "workbench.adapter"]
+# The command table: the modules of this package that add subcommands through
+# register(subparsers), in the order `--help` lists them (train ... runs come first, below).
+COMMAND_MODULES = ["ui", "data", "memory", "dryrun", "quant", "export", "adapter"]
 
 
 def _print_json(obj) -> None:
@@ -68,14 +67,14 @@ def cmd_resume(args) -> int:
 
 
 def cmd_stop(args) -> int:
-    from workbench import jobs
+    from workbench.runs import jobs
     run = jobs.stop(args.run, force=args.force, grace=args.grace)
     print(f"stop requested: {run.name} stops at its next step and saves its adapter")
     return 0
 
 
 def cmd_merge(args) -> int:
-    from workbench import merge
+    from workbench.export import merge
     rep = merge.merge(args.run, progress=lambda m: print(m, file=sys.stderr, flush=True))
     if args.json:
         _print_json(rep)
@@ -185,12 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)
 
-    for name in PLUGINS:
-        if importlib.util.find_spec(name) is None:
-            continue
-        module = importlib.import_module(name)
-        if hasattr(module, "register_cli"):
-            module.register_cli(sub)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"workbench.cli.{name}").register(sub)
     return parser
 
 

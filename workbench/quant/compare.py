@@ -25,13 +25,9 @@ training and chat load it.
 from __future__ import annotations
 
 from workbench.errors import PresetError
-from workbench.quant import bnb_config, torch_dtype
+from workbench.quant import (BLOCKSIZE, DEFAULT_VARIANTS, bnb_config, torch_dtype,
+                            variant, variant_bits)
 
-VARIANTS = {"none": ("none", False), "int8": ("int8", False), "nf4": ("nf4", False),
-            "nf4-dq": ("nf4", True), "fp4": ("fp4", False), "fp4-dq": ("fp4", True)}
-DEFAULT_VARIANTS = tuple(VARIANTS)
-BLOCKSIZE = 64        # transformers' BitsAndBytesConfig default, as in the QLoRA paper
-NESTED_BLOCKSIZE = 256  # double quant: 8-bit constants in blocks of 256, one fp32 per block
 DEFAULT_MAX_TOKENS = 1024
 SAMPLE_TEXT = (
     "The river town woke slowly. Fishing boats came back before sunrise, and the market "
@@ -43,25 +39,6 @@ SAMPLE_TEXT = (
     "hundred years. In the afternoon a light rain began to fall, and the town went on with "
     "its work: letters were written, bread was baked for the evening, and the ferry carried "
     "travellers across the wide brown water to the villages on the other side.")
-
-
-def variant_bits(variant: str, dtype="bfloat16", in_features: float | None = None) -> float:
-    """Nominal storage bits per linear weight: 4 + 32/64 = 4.5 for 4-bit (one fp32 absmax per
-    64 weights); 4 + 8/64 + 32/(64*256) ~ 4.127 with double quant; 8 + 32/in_features for
-    int8 (one fp32 scale per output row); the dtype's width for none."""
-    mode, dq = _variant(variant)
-    if mode == "none":
-        return float(torch_dtype(dtype).itemsize * 8)
-    if mode == "int8":
-        return 8.0 + (32.0 / in_features if in_features else 0.0)
-    return 4 + (8 / BLOCKSIZE + 32 / (BLOCKSIZE * NESTED_BLOCKSIZE) if dq else 32 / BLOCKSIZE)
-
-
-def _variant(name: str) -> tuple[str, bool]:
-    if name not in VARIANTS:
-        raise PresetError(f"quant compare: unknown variant {name!r} (known: "
-                          f"{', '.join(VARIANTS)})")
-    return VARIANTS[name]
 
 
 def _source(preset_or_model):
@@ -151,7 +128,7 @@ def weight_errors(model_path, variants=DEFAULT_VARIANTS, *, dtype="bfloat16", tr
     stats = {v: {"seconds": 0.0, "packed": 0, "constants": 0, "params": 0, "rows": 0}
              for v in variants}
     for v in variants:  # first calls pay one-off setup; keep it out of the timings
-        _roundtrip(torch.randn(BLOCKSIZE, BLOCKSIZE), *_variant(v), dt, dev)
+        _roundtrip(torch.randn(BLOCKSIZE, BLOCKSIZE), *variant(v), dt, dev)
     layers, missing = [], []
     for i, name in enumerate(names):
         key = name + ".weight"
@@ -163,7 +140,7 @@ def weight_errors(model_path, variants=DEFAULT_VARIANTS, *, dtype="bfloat16", tr
         norm = w32.norm().item() or 1.0
         errors = {}
         for v in variants:
-            deq, seconds, packed, consts = _roundtrip(w32, *_variant(v), dt, dev)
+            deq, seconds, packed, consts = _roundtrip(w32, *variant(v), dt, dev)
             errors[v] = (deq.float().cpu() - w32).norm().item() / norm
             s = stats[v]
             s["seconds"] += seconds
@@ -301,7 +278,7 @@ def compare(preset_or_model_dir, modes=DEFAULT_VARIANTS, eval_texts=None, progre
     report = progress or (lambda f, m: None)
     modes = list(dict.fromkeys(modes))
     for v in modes:
-        _variant(v)
+        variant(v)
     if max_tokens < 2:
         raise PresetError(f"quant compare: max_tokens {max_tokens} must be at least 2")
     preset, label, has_data = _source(preset_or_model_dir)
@@ -327,7 +304,7 @@ def compare(preset_or_model_dir, modes=DEFAULT_VARIANTS, eval_texts=None, progre
             raise DataError(f"quant compare: nothing to score in {ev['source']}")
     dt_bytes = torch_dtype(q.compute_dtype).itemsize
     for i, v in enumerate(modes):
-        mode, dq = _variant(v)
+        mode, dq = variant(v)
         s = w["stats"][v]
         row = {"variant": v, "mode": mode, "double_quant": dq,
                "bits_per_param": round(variant_bits(v, q.compute_dtype, s["params"] / max(

@@ -1,0 +1,1 @@
+"""Derived artefacts of a run."""
