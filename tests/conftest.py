@@ -42,7 +42,8 @@ def _embedded_cache_key() -> str:
     from workbench import models
     gguf = models.embedded_gguf()
     st = gguf.stat()
-    source = Path(models.__file__).read_bytes()
+    from workbench.models import sources
+    source = Path(sources.__file__).read_bytes()  # the import code
     key = hashlib.sha1(source + f"{st.st_size}:{st.st_mtime_ns}:{transformers.__version__}"
                        .encode())
     return key.hexdigest()[:12]

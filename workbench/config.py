@@ -19,6 +19,7 @@ from typing import Any
 from workbench.errors import PresetError
 
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+ALL_LINEAR = "all-linear"   # LoRA on every linear layer but the output head (peft's name)
 
 
 def _f(default, help, *, label=None, choices=None, min=None, max=None, step=None,
@@ -103,7 +104,7 @@ class LoraCfg:
                       min=0.0, max=4096.0, step=1)
     dropout: float = _f(0.05, "Dropout on the LoRA input while training.", label="Dropout",
                         min=0.0, max=0.9, step=0.01)
-    target_modules: Any = _f("all-linear", "Layers that get a LoRA adapter: 'all-linear' or "
+    target_modules: Any = _f(ALL_LINEAR, "Layers that get a LoRA adapter: 'all-linear' or "
                              "a list of module names such as [q_proj, v_proj].",
                              label="Target modules")
     bias: str = _f("none", "Which biases are trained.", label="Bias", choices=LORA_BIAS)

@@ -36,7 +36,7 @@ def test_import_wrote_a_plain_hf_folder(embedded_model_dir):
 
 
 def test_second_resolve_is_fast_and_does_not_reimport(embedded_home, monkeypatch):
-    monkeypatch.setattr(models, "_load_gguf",
+    monkeypatch.setattr(models.sources, "_load_gguf",
                         lambda gguf: pytest.fail("re-imported although cached"))
     start = time.monotonic()
     path = models.resolve(models.EMBEDDED)

@@ -125,7 +125,7 @@ def fake_gguf(tmp_path, tiny_model_dir, monkeypatch):
         calls.append(gguf)
         return (AutoModelForCausalLM.from_pretrained(tiny_model_dir),
                 AutoTokenizer.from_pretrained(tiny_model_dir))
-    monkeypatch.setattr(models, "_load_gguf", fake_load)
+    monkeypatch.setattr(models.sources, "_load_gguf", fake_load)
     return path, calls
 
 

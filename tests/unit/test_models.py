@@ -76,7 +76,7 @@ def test_hub_id_offline_fails_fast_with_advice(monkeypatch):
 
 def test_hub_probe_is_bounded_when_dns_hangs(monkeypatch):
     # a hanging resolver ignores socket timeouts; the probe must still give up on time
-    monkeypatch.setattr(models, "HUB_PROBE_TIMEOUT", 0.3)
+    monkeypatch.setattr(models.sources, "HUB_PROBE_TIMEOUT", 0.3)
     release = threading.Event()
 
     def hang(*a, **k):

@@ -40,6 +40,10 @@ from workbench.data.files import kind, read_rows, resolve_files
 from workbench.data.normalise import drop_reason, fill, has_prompt, normalise
 from workbench.errors import DataError
 
+__all__ = ["FORMATS", "MIN_EVAL_ROWS", "LoadedData", "load", "inspect", "sample_indices",
+           "suggest_mapping", "to_examples", "split", "Scan", "files", "normalise", "stats"]
+
+
 # format -> (required roles, optional roles), in detection order: the first match wins.
 FORMATS = {
     "messages": (["messages"], ["system"]),

@@ -201,18 +201,11 @@ def permute(w, n_head: int, n_head_kv: int | None = None):
 
 def iter_tensors(folder: Path):
     """(name, float32 numpy array) for each tensor in the folder's safetensors files."""
-    from safetensors import safe_open
-    index = folder / "model.safetensors.index.json"
-    if index.exists():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    else:
-        files = sorted(p.name for p in folder.glob("*.safetensors"))
-    if not files:
+    from workbench.models import weights
+    if not weights.tensor_index(folder):
         raise ExportError(f"{folder}: no .safetensors weights")
-    for name in files:
-        with safe_open(str(folder / name), framework="pt") as fh:
-            for key in fh.keys():
-                yield key, fh.get_tensor(key).float().numpy()
+    for key, tensor in weights.iter_tensors(folder):
+        yield key, tensor.float().numpy()
 
 
 def write_gguf(folder: Path, path: Path, qtype: str, hp: dict, vocab: dict, *, name: str,

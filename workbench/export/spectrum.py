@@ -104,22 +104,15 @@ class _BaseWeights:
         self.folder, self.where = folder, {}
         if folder is None:
             return
-        from safetensors import safe_open
-        index = folder / "model.safetensors.index.json"
-        if index.exists():
-            self.where = json.loads(index.read_text())["weight_map"]
-        else:
-            for p in sorted(folder.glob("*.safetensors")):
-                with safe_open(str(p), framework="pt") as fh:
-                    self.where.update({k: p.name for k in fh.keys()})
+        from workbench.models.weights import tensor_index
+        self.where = tensor_index(folder)
 
     def norm(self, module: str) -> float | None:
         key = f"{module}.weight"
         if key not in self.where:
             return None
-        from safetensors import safe_open
-        with safe_open(str(self.folder / self.where[key]), framework="pt") as fh:
-            return float(fh.get_tensor(key).double().norm())
+        from workbench.models.weights import read_tensor
+        return float(read_tensor(self.where, key).double().norm())
 
 
 def spectrum(source, *, base=None, energy: float = ENERGY) -> dict:

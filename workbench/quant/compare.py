@@ -20,12 +20,15 @@ casts to first: the same calls Linear4bit/Linear8bitLt make while loading, so th
 equal those of the loaded model's weights (a test checks it) without loading six models.
 Perplexity needs the real thing: each variant is loaded through models.load_model, as
 training and chat load it.
+
+Long because the two measurements (weight error, perplexity) and the verdict that weighs
+them belong together: split, each half would need the other's tables to make sense.
 """
 
 from __future__ import annotations
 
 from workbench.errors import PresetError
-from workbench.quant import (BLOCKSIZE, DEFAULT_VARIANTS, bnb_config, torch_dtype,
+from workbench.quant import (BLOCKSIZE, DEFAULT_VARIANTS, torch_dtype,
                             variant, variant_bits)
 
 DEFAULT_MAX_TOKENS = 1024
@@ -115,16 +118,13 @@ def weight_errors(model_path, variants=DEFAULT_VARIANTS, *, dtype="bfloat16", tr
     import re
 
     import torch
-    from safetensors import safe_open
 
     from workbench import models
+    from workbench.models import weights
     path = models.resolve(str(model_path))
     dt, dev = torch_dtype(dtype), device or models.device()
     names, other_params, buffer_bytes = _linear_names(path, trust)
-    where = {}
-    for f in sorted(path.glob("*.safetensors")):
-        with safe_open(f, "pt") as st:
-            where.update({k: f for k in st.keys()})
+    where = weights.tensor_index(path)
     stats = {v: {"seconds": 0.0, "packed": 0, "constants": 0, "params": 0, "rows": 0}
              for v in variants}
     for v in variants:  # first calls pay one-off setup; keep it out of the timings
@@ -135,8 +135,7 @@ def weight_errors(model_path, variants=DEFAULT_VARIANTS, *, dtype="bfloat16", tr
         if key not in where:
             missing.append(key)
             continue
-        with safe_open(where[key], "pt") as st:
-            w32 = st.get_tensor(key).to(torch.float32)
+        w32 = weights.read_tensor(where, key).to(torch.float32)
         norm = w32.norm().item() or 1.0
         errors = {}
         for v in variants:
@@ -250,14 +249,7 @@ def measure_perplexity(model, batches):
 def _is_cached(path, quant_cfg, dtype) -> bool:
     """Will load_model take this variant from its CPU cache of quantised weights?"""
     from workbench import models
-    quant = bnb_config(quant_cfg)
-    if quant is None or models.device() != "cpu":
-        return False
-    try:
-        return (models._quantized_dir(path, quant, torch_dtype(dtype))
-                / models.QUANT_MARKER).is_file()
-    except Exception:
-        return False
+    return models.is_quantized_cached(path, quant_cfg, dtype)
 
 
 def compare(preset_or_model_dir, modes=DEFAULT_VARIANTS, eval_texts=None, progress=None, *,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 
-ALL_LINEAR = "all-linear"
+from workbench.config import ALL_LINEAR
 
 
 @functools.lru_cache(maxsize=4)

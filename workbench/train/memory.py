@@ -23,18 +23,20 @@ setting glibc keeps freed blocks and the RSS peak is about a third higher.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from workbench.errors import ModelError, PresetError
+from workbench.config import ALL_LINEAR
+from workbench.config import OPTIMIZERS as OPTIMIZER_CHOICES
+from workbench.errors import PresetError
+from workbench.models import NAMED, ModelShape, shape_for  # noqa: F401 - memory.NAMED etc.
 from workbench.quant import bits_per_param
 
 METHODS = ("full", "lora", "qlora", "int8")
-OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_32bit", "paged_adamw_8bit",
-              "adafactor", "sgd")
+OPTIMIZERS = tuple(OPTIMIZER_CHOICES)
+# the method whose memory a quantization.mode trains with
+METHOD_OF_MODE = {"none": "lora", "int8": "int8", "nf4": "qlora", "fp4": "qlora"}
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -66,76 +68,6 @@ FUSED_TILE_EXTRA = {"cpu": 30, "cuda": 0}  # bytes per tile element beside the t
                                  # in backward (measured 29-30 B on CPU); the Triton kernel none
 
 
-@dataclass(frozen=True)
-class ModelShape:
-    """A LLaMA-style decoder (RMSNorm, SwiGLU MLP, grouped-query attention)."""
-    name: str
-    vocab: int
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    tied: bool = False
-    head_dim: int | None = None
-
-    hd = property(lambda self: self.head_dim or self.hidden // self.heads)
-
-    def linears(self) -> list[tuple[str, int, int]]:
-        """(name, in_features, out_features) of one layer's linear modules."""
-        h, i, q, kv = self.hidden, self.intermediate, self.heads * self.hd, self.kv_heads * self.hd
-        return [("q_proj", h, q), ("k_proj", h, kv), ("v_proj", h, kv), ("o_proj", q, h),
-                ("gate_proj", h, i), ("up_proj", h, i), ("down_proj", i, h)]
-
-    @property
-    def linear_params(self) -> int:
-        return self.layers * sum(a * b for _, a, b in self.linears())
-
-    @property
-    def other_params(self) -> int:
-        """Embeddings, lm_head (unless tied) and norms: never quantised by bitsandbytes."""
-        return (self.vocab * self.hidden * (1 if self.tied else 2)
-                + self.hidden * (2 * self.layers + 1))
-
-    params = property(lambda self: self.linear_params + self.other_params)
-
-    @classmethod
-    def from_config(cls, config, name: str | None = None) -> "ModelShape":
-        """From a transformers config object or a config.json dict."""
-        get = config.get if isinstance(config, dict) else (lambda k, d=None: getattr(config, k, d))
-        text = get("text_config")
-        if text is not None and get("hidden_size") is None:   # multimodal wrapper
-            return cls.from_config(text, name)
-
-        def first(*keys, default=None):
-            for k in keys:
-                if get(k) is not None:
-                    return get(k)
-            if default is None:
-                raise ModelError(f"model config: no {keys[0]} (cannot estimate memory)")
-            return default
-        hidden = int(first("hidden_size", "n_embd", "d_model"))
-        heads = int(first("num_attention_heads", "n_head"))
-        return cls(name=str(name or get("_name_or_path") or get("model_type") or "model"),
-                   vocab=int(first("vocab_size")), hidden=hidden,
-                   intermediate=int(first("intermediate_size", "n_inner", "ffn_dim",
-                                          default=4 * hidden)),
-                   layers=int(first("num_hidden_layers", "n_layer", "num_layers")),
-                   heads=heads, kv_heads=int(first("num_key_value_heads", default=heads)),
-                   tied=bool(get("tie_word_embeddings", False)),
-                   head_dim=get("head_dim"))
-
-
-NAMED = {   # architecture numbers from the LLaMA and Llama 3 papers / released configs
-    "llama-7b": ModelShape("llama-7b", 32000, 4096, 11008, 32, 32, 32),
-    "llama-13b": ModelShape("llama-13b", 32000, 5120, 13824, 40, 40, 40),
-    "llama-33b": ModelShape("llama-33b", 32000, 6656, 17920, 60, 52, 52),
-    "llama-65b": ModelShape("llama-65b", 32000, 8192, 22016, 80, 64, 64),
-    "llama3-8b": ModelShape("llama3-8b", 128256, 4096, 14336, 32, 32, 8),
-    "llama3-70b": ModelShape("llama3-70b", 128256, 8192, 28672, 80, 64, 8),
-}
-
-
 @dataclass
 class Estimate:
     model: str
@@ -154,7 +86,7 @@ class Estimate:
 
 
 def _targets(shape: ModelShape, targets) -> list[tuple[str, int, int]]:
-    if isinstance(targets, str) and targets == "all-linear":
+    if isinstance(targets, str) and targets == ALL_LINEAR:
         return shape.linears()   # peft's all-linear skips lm_head
     names = [targets] if isinstance(targets, str) else list(targets)
     unknown = [n for n in names if n.split(".")[-1] not in LINEARS]
@@ -180,7 +112,7 @@ def _optimizer_bytes(optimizer: str, matrices: list[tuple[int, int]], state_byte
 
 
 def estimate(shape: ModelShape, method: str = "qlora", *, r: int = 8, alpha: float = 16,
-             targets="all-linear", dropout: float = 0.05, batch_size: int = 1,
+             targets=ALL_LINEAR, dropout: float = 0.05, batch_size: int = 1,
              seq_len: int = 512, gradient_checkpointing: bool = False,
              optimizer: str = "adamw_torch", quant_type: str = "nf4",
              double_quant: bool = True, compute_dtype: str = "bfloat16",
@@ -308,24 +240,6 @@ def compare_methods(shape: ModelShape, methods=("full", "lora", "qlora"), **kwar
     return {m: estimate(shape, m, **kwargs) for m in methods}
 
 
-def shape_for(model: str) -> ModelShape:
-    """A named size, a folder or config.json path, or anything `models.resolve` accepts."""
-    key = model.strip().lower()
-    if key in NAMED:
-        return NAMED[key]
-    path = Path(model).expanduser()
-    if path.is_dir() and (path / "config.json").is_file():
-        path = path / "config.json"
-    if not (path.is_file() and path.name.endswith(".json")):
-        from workbench import models   # lazy: resolving may import a GGUF or touch the hub
-        path = Path(models.resolve(model)) / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: cannot read the model config ({exc})") from None
-    return ModelShape.from_config(config, name=model)
-
-
 def _cuda():
     """torch when a CUDA GPU is usable; None without importing torch on GPU-less machines."""
     if "torch" not in sys.modules and not os.path.exists("/dev/nvidiactl"):
@@ -363,7 +277,7 @@ def estimate_for_preset(preset, shape=None, method: str | None = None, *,
     if isinstance(shape, str):
         shape = shape_for(shape)
     q, t = preset.quantization, preset.train
-    mode_method = {"none": "lora", "int8": "int8", "nf4": "qlora", "fp4": "qlora"}[q.mode]
+    mode_method = METHOD_OF_MODE[q.mode]
     method = method or mode_method
     return estimate(shape, method, r=preset.lora.r, alpha=preset.lora.alpha,
                     targets=preset.lora.target_modules, dropout=preset.lora.dropout,

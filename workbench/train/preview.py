@@ -40,6 +40,11 @@ _TOKENIZERS: dict = {}
 _LOCK = threading.Lock()
 
 
+def tokenizer_loaded(name_or_path: str, trust_remote_code: bool = False) -> bool:
+    """Is this model's tokenizer already in memory (tokenizer_for returns at once)?"""
+    return (name_or_path, bool(trust_remote_code)) in _TOKENIZERS
+
+
 def tokenizer_for(preset: Preset):
     """The preset's tokenizer (workbench.models.load_tokenizer), kept for reuse."""
     key = (preset.model.name_or_path, preset.model.trust_remote_code)

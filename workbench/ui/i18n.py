@@ -1,5 +1,7 @@
 """Every string the page shows, in English and Simplified Chinese, in one table.
 
+Long because it is that table: one place to see that every key has both languages.
+
 Keys are Preset fields (`lora.r` is the label, `lora.r.help` its help text; the English
 comes from the field metadata in `workbench/config.py`, so the YAML, the CLI and the page
 say the same thing) or message ids (`tab.dataset`, `train.no_run`). Tab code never holds

@@ -25,7 +25,7 @@ import gradio as gr
 import yaml
 
 from workbench import paths
-from workbench.config import Preset, field_path_meta, iter_fields
+from workbench.config import ALL_LINEAR, Preset, field_path_meta, iter_fields
 from workbench.errors import PresetError, WorkbenchError
 from workbench.ui.i18n import field_keys, t
 
@@ -33,7 +33,6 @@ log = logging.getLogger("workbench.ui")
 
 # A slider with more positions than this is useless to drag: use a number box instead.
 MAX_SLIDER_POSITIONS = 1100
-ALL_LINEAR = "all-linear"
 
 
 def field(dotted: str, **overrides):

@@ -93,13 +93,6 @@ def to_pairs(history: list[dict] | None) -> list[tuple[str, str]]:
     return pairs
 
 
-def _as_messages(pairs: list[tuple[str, str]]) -> list[dict]:
-    out = []
-    for user, assistant in pairs:
-        out += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
-    return out
-
-
 def compare_stream(run, prompt, history_base, history_tuned, *gen_values):
     """Yield (base chat, tuned chat, prompt box) while both answers stream in."""
     from workbench import chat
@@ -111,8 +104,9 @@ def compare_stream(run, prompt, history_base, history_tuned, *gen_values):
     shared.refuse_if_busy("chatting")
     comparer = chat.get_comparer(shared.find_run(run))
     pairs_base, pairs_tuned = to_pairs(history_base), to_pairs(history_tuned)
-    shown_base = _as_messages(pairs_base) + [{"role": "user", "content": prompt}]
-    shown_tuned = _as_messages(pairs_tuned) + [{"role": "user", "content": prompt}]
+    # what each pane shows: the turns so far and the new prompt (no system prompt)
+    shown_base = chat.build_messages(prompt, pairs_base)
+    shown_tuned = chat.build_messages(prompt, pairs_tuned)
     yield shown_base, shown_tuned, ""
     for base_text, tuned_text in comparer.compare(prompt, pairs_base, pairs_tuned, gen):
         yield (shown_base + [{"role": "assistant", "content": base_text}],

@@ -12,6 +12,9 @@ by itself after a load when it is fast (tokenizer ready, small file) and somethi
 depends on changed; otherwise the "Analyse tokens" button starts it, with progress.
 Errors land in the tab as text.
 Tests: tests/unit/test_ui_dataset.py, tests/browser/test_dataset_tab.py
+
+Long because the mapping, placeholder and preview widgets are wired to each other; the
+token analysis, which is separable, already lives in dataset_analysis.py.
 """
 
 from __future__ import annotations

@@ -40,20 +40,11 @@ def _preset(values):
 def tokenizer_ready(preset) -> bool:
     """True when loading the preset's tokenizer is quick: already loaded, a local model
     folder, or an embedded/.gguf model imported before (no 30 s import)."""
-    from workbench.train import preview as inspect_data
     from workbench import models
+    from workbench.train import preview
     name = preset.model.name_or_path
-    if (name, preset.model.trust_remote_code) in inspect_data._TOKENIZERS:
-        return True
-    try:
-        if name.startswith("embedded:"):
-            short = name.removeprefix("embedded:")
-            slug = models._EMBEDDED_MODELS[short][2]
-            return models._is_complete(models.models_cache_dir() / slug)
-        local = models._local_path(name)
-        return local is not None and local.is_dir() and (local / "config.json").is_file()
-    except Exception:  # noqa: BLE001 - unsure means "not quick": the button still works
-        return False
+    return (preview.tokenizer_loaded(name, preset.model.trust_remote_code)
+            or models.is_ready(name))
 
 
 def analysis_key(preset) -> str:
@@ -230,8 +221,8 @@ def render(row, *values, progress=gr.Progress()):
     try:
         preset = _preset(values)
         n = int(row or 1)
-        key = (preset.model.name_or_path, preset.model.trust_remote_code)
-        if key not in inspect_data._TOKENIZERS:
+        if not inspect_data.tokenizer_loaded(preset.model.name_or_path,
+                                             preset.model.trust_remote_code):
             progress(None, desc=m("dataset.loading_tokenizer"))
         return _render(preset, n)
     except Exception as exc:  # noqa: BLE001 - shown in the tab, page keeps working
