@@ -27,7 +27,7 @@ def tiny_preset(model_dir, *more):
 @pytest.mark.parametrize("mode", ["nf4", "none"])
 def test_lora_moves_and_base_stays(tiny_model_dir, mode):
     preset = tiny_preset(tiny_model_dir, f"quantization.mode={mode}")
-    run = train.prepare_run(preset, f"tiny-{mode}")
+    run = runs.create(preset, f"tiny-{mode}")
     trainer = train.build_trainer(preset, run, time.monotonic(), log=lambda m: None)
     params = dict(trainer.model.named_parameters())
     lora_before = {n: p.detach().clone() for n, p in params.items() if "lora_" in n}
@@ -45,7 +45,7 @@ def test_lora_moves_and_base_stays(tiny_model_dir, mode):
 
 def test_run_folder_merge_and_compare(tiny_model_dir):
     preset = tiny_preset(tiny_model_dir, "quantization.mode=nf4")
-    run = train.prepare_run(preset, "tiny-full")
+    run = runs.create(preset, "tiny-full")
     final = train.train(run)
     assert final["state"] == "completed", final
     st = runs.status(run)
@@ -82,7 +82,7 @@ def test_training_failure_is_recorded_not_raised(tiny_model_dir, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"instruction": "hi", "output": "x"}\n{"instruction": ', encoding="utf-8")
     preset = tiny_preset(tiny_model_dir, f"data.path={bad}")
-    run = train.prepare_run(preset, "tiny-bad")
+    run = runs.create(preset, "tiny-bad")
     final = train.train(run)
     assert final["state"] == "failed"
     assert "bad.jsonl" in final["error"] and "line 2" in final["error"]
@@ -116,8 +116,12 @@ def test_detached_job_stop_then_resume(tiny_model_dir):
     # the stop saved a checkpoint at that step, so resume continues from it
     assert runs.last_complete_checkpoint(run).name == f"checkpoint-{stopped_at}"
     jobs.resume(run)
+    # resume returns once the child has recorded its own pid (nobody else writes status)
+    child_pid = runs.status(run)["pid"]
+    assert child_pid not in (None, os.getpid(), st["pid"])
     st = runs.wait_for(run, timeout=240)
     assert st["state"] == "completed" and st["step"] == 40, (st, runs.log_tail(run))
+    assert st["pid"] == child_pid
     steps = [r["step"] for r in runs.metrics(run) if "loss" in r]
     assert steps == sorted(set(steps)), "no step is logged twice after a resume"
 
@@ -156,7 +160,7 @@ def test_evaluation_does_not_break_4bit_gradients(tiny_model_dir):
     and that packed kernel has no backward; after an evaluation the gradients must be the
     same as before it (they were not, before train.keep_4bit_trainable)."""
     preset = tiny_preset(tiny_model_dir, "quantization.mode=nf4", "lora.dropout=0.0")
-    run = train.prepare_run(preset, "tiny-eval-grads")
+    run = runs.create(preset, "tiny-eval-grads")
     trainer = train.build_trainer(preset, run, time.monotonic(), log=lambda m: None)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
     before = _lora_grads(trainer, batch)

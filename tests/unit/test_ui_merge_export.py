@@ -22,7 +22,7 @@ def tiny_run(tiny_model_dir):
         "train.max_steps=2", "train.batch_size=2", "train.max_length=128",
         "train.logging_steps=1", "data.eval_fraction=0", "train.save_steps=2",
         "lora.r=4", "quantization.mode=none", "generation.max_new_tokens=8"])
-    run = train.prepare_run(preset, "tiny-export")
+    run = runs.create(preset, "tiny-export")
     assert train.train(run)["state"] == "completed"
     return run
 

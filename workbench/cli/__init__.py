@@ -36,8 +36,8 @@ def _print_json(obj) -> None:
 # -- train / resume / stop / merge / chat ------------------------------------------------
 
 def cmd_train(args) -> int:
-    from workbench import presets, train
-    if args.run_dir:  # a job the app prepared: the folder already holds preset.yaml
+    from workbench import presets, runs, train
+    if args.run_dir:  # a job the app started (runs.jobs): the folder holds preset.yaml
         run = Path(args.run_dir)
     else:
         if not args.preset:
@@ -45,7 +45,7 @@ def cmd_train(args) -> int:
                                  "YAML path)")
         preset = presets.load(args.preset, args.set)
         name = args.name or Path(args.preset).stem
-        run = train.prepare_run(preset, name)
+        run = runs.create(preset, name)
         print(f"run folder: {run}", flush=True)
     final = train.train(run)
     print(f"run: {run}")
@@ -56,8 +56,9 @@ def cmd_resume(args) -> int:
     from workbench import runs, train
     run = runs.find(args.run)
     st = runs.status(run)
-    own = st.get("pid") == os.getppid() or st.get("pid") == os.getpid()
-    if st["state"] == "running" and not own:
+    # nobody writes status.json for a job about to resume (runs.jobs): "running" here is
+    # another process training this run
+    if st["state"] == "running":
         raise WorkbenchError(f"run {run.name} is still running (pid {st.get('pid')})")
     if st["state"] == "completed":
         raise WorkbenchError(f"run {run.name} already completed; nothing to resume")
@@ -75,7 +76,9 @@ def cmd_stop(args) -> int:
 
 def cmd_merge(args) -> int:
     from workbench.export import merge
+    from workbench.runs.jobs import write_result
     rep = merge.merge(args.run, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    write_result(args.json_out, rep)
     if args.json:
         _print_json(rep)
     else:
@@ -165,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("merge", help="merge a run's adapter into its base and verify it")
     p.add_argument("run")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--json-out", help=argparse.SUPPRESS)  # the app's job reads this file
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("chat", help="answer a prompt with the base and the tuned model")
@@ -204,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if getattr(args, "json_out", None):  # a job's caller reads its result file
+            from workbench.runs.jobs import write_result
+            write_result(args.json_out, {"error": str(exc)})
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from workbench.runs.jobs import write_result
 from workbench.train.dryrun import dry_run
 from workbench.units import fmt_bytes
 
@@ -13,8 +13,7 @@ def cmd_dryrun(args) -> int:
     from workbench import presets
     preset = presets.load(args.preset, args.set)
     res = dry_run(preset, args.steps, progress=lambda m: print(m, flush=True))
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(res, indent=1), encoding="utf-8")
+    write_result(args.json_out, res)
     if args.json:
         print(json.dumps(res, indent=1))
         return 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from workbench.export.gguf import TYPES, export
+from workbench.runs.jobs import write_result
 from workbench.units import fmt_bytes
 
 # -- CLI ----------------------------------------------------------------------------------
@@ -33,6 +35,7 @@ def cmd_export(args) -> int:
     types = TYPES if args.type == "both" else (args.type,)
     report = export(args.run, types=types, name=args.name, out_dir=args.out,
                     progress=None if args.json else (lambda m: print(m, flush=True)))
+    write_result(args.json_out, report)
     if args.json:
         print(json.dumps(report, indent=1, ensure_ascii=False, default=str))
     else:
@@ -48,4 +51,5 @@ def register(subparsers) -> None:
     p.add_argument("--name", help="file name stem (default: the run's name)")
     p.add_argument("--out", help="output folder (default: <run>/export)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--json-out", help=argparse.SUPPRESS)  # the app's job reads this file
     p.set_defaults(func=cmd_export)

@@ -1,8 +1,14 @@
-"""`launch.py quant compare PRESET`: none / int8 / nf4 / fp4 quality (workbench.quant.compare)."""
+"""`launch.py quant compare PRESET`: none / int8 / nf4 / fp4 quality (workbench.quant.compare);
+`launch.py quant measure PRESET`: the model loaded as configured, its footprint
+(workbench.train.measure)."""
 
 from __future__ import annotations
 
+import argparse
+
 from workbench.errors import PresetError
+from workbench.runs.jobs import write_result
+from workbench.units import fmt_bytes
 
 def format_table(result: dict) -> str:
     def num(x, fmt):
@@ -51,8 +57,34 @@ def _cmd_compare(args) -> int:
             print(f"[{100 * fraction:3.0f}%] {message}", file=sys.stderr, flush=True)
     result = compare(target, modes, progress=progress, perplexity=not args.no_perplexity,
                      max_tokens=args.max_tokens, eval_rows="all" if args.all_rows else "eval")
+    write_result(args.json_out, result)
     print(json.dumps(result, indent=1, default=str) if args.json else format_table(result))
     return 0
+
+
+def _cmd_measure(args) -> int:
+    """Load the preset's model as training will and print what it takes
+    (workbench.train.measure; the app's "Load and measure" runs this in a child)."""
+    import json
+
+    from workbench import presets
+    from workbench.train.measure import load_and_measure
+    preset = presets.load(args.preset, args.set)
+    print(f"loading {preset.model.name_or_path} ({preset.quantization.mode})", flush=True)
+    res = load_and_measure(preset.model, preset.quantization)
+    write_result(args.json_out, res)
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        print(measure_text(res))
+    return 0
+
+
+def measure_text(res: dict) -> str:
+    full = res["full16_bytes"]
+    share = f"{100 * res['measured_bytes'] / full:.0f}% of " if full else ""
+    return (f"model {res['model']} ({res['mode']}): {fmt_bytes(res['measured_bytes'])} "
+            f"loaded ({share}{fmt_bytes(full)} in 16-bit), load time {res['seconds']:.1f} s")
 
 
 def register(subparsers) -> None:
@@ -76,4 +108,14 @@ def register(subparsers) -> None:
                    "no variant loaded")
     c.add_argument("--json", action="store_true", help="print the whole result as JSON")
     c.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    c.add_argument("--json-out", help=argparse.SUPPRESS)  # the app's job reads this file
     c.set_defaults(func=_cmd_compare)
+
+    c = sub.add_parser("measure", help="load the model as the preset says (quantised or "
+                       "not) and measure its footprint against 16-bit")
+    c.add_argument("preset", help="preset name or YAML path")
+    c.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a preset value, e.g. --set quantization.mode=int8")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.add_argument("--json-out", help=argparse.SUPPRESS)  # the app's job reads this file
+    c.set_defaults(func=_cmd_measure)

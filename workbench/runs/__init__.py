@@ -1,19 +1,29 @@
 """Run folders: the contract between the training process and everything else.
 
-Only the training process writes a run folder; the UI, the CLI, merge and chat read it.
-
     <WORKBENCH_HOME>/runs/<name>-<YYYYmmdd-HHMMSS>/
         preset.yaml      the exact resolved preset
-        status.json      state (running | completed | failed | stopped), pid, step, max_steps,
-                         started_at, updated_at, ended_at, error
+        status.json      state (running | completed | failed | stopped), pid, phase, step,
+                         max_steps, started_at, updated_at, ended_at, error
         metrics.jsonl    one JSON object per log (loss or eval_loss, learning_rate, ...)
         checkpoints/     Trainer checkpoints (checkpoint-N/)
         adapter/         the final PEFT adapter (adapter_config.json + adapter_model.safetensors)
         train.log        what the process printed
         STOP             present when a stop was requested (the trainer honours it)
 
-A process that died without updating status.json (kill -9, power loss) is reported as
-failed by every reader, by checking whether its pid is still alive.
+Who writes what (this module is the one writer API, so the rules live in one place):
+- `create` makes the folder and its preset.yaml: the CLI's `train PRESET` and `jobs.start`;
+- `write_status`, `append_metrics`, `trim_metrics`, checkpoints/ and adapter/: only the
+  training process (workbench.train), which records its own pid in status.json;
+- `request_stop` writes STOP: `jobs.stop`, from any process;
+- train.log is the training process's output (jobs.spawn points it there);
+- merged/ and export/ are derived artefacts with their own reports (export/).
+
+Everything else reads, and `status` says what the files mean when the writer could not:
+- no status.json yet, but a train.log written in the last STARTING_GRACE_S seconds: a job
+  was started and its process has not taken the folder over yet ("running", phase
+  "starting", no pid); later, or without a train.log, it never started ("failed");
+- "running" with a dead pid (kill -9, power loss): "failed", or "stopped" when a stop had
+  been requested (`jobs.stop --force` kills a run that does not stop in time).
 """
 
 from __future__ import annotations
@@ -30,6 +40,9 @@ from workbench.errors import RunError
 
 STATES = ("running", "completed", "failed", "stopped")
 STOP_FILE = "STOP"
+# how long a started job may take to write its first status.json (Python start-up and the
+# CLI's imports: about a second, much longer only on a machine under heavy load)
+STARTING_GRACE_S = 120.0
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -37,19 +50,34 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-def new_run_dir(name: str) -> Path:
-    """A fresh, unique run folder named <name>-<YYYYmmdd-HHMMSS>."""
+def new_run_dir(name: str, parent: Path | None = None) -> Path:
+    """A fresh, unique, empty folder <parent>/<name>-<YYYYmmdd-HHMMSS> (parent: runs/)."""
     from workbench.presets import check_name
     check_name(name)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = paths.runs_dir()
-    path = base / f"{name}-{stamp}"
+    base = Path(parent) if parent is not None else paths.runs_dir()
+    base.mkdir(parents=True, exist_ok=True)
     n = 1
-    while path.exists():
-        n += 1
-        path = base / f"{name}-{stamp}-{n}"
-    path.mkdir(parents=True)
-    return path
+    while True:
+        path = base / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
+        try:
+            path.mkdir()  # not exist_ok: two starts in the same second get two folders
+            return path
+        except FileExistsError:
+            n += 1
+
+
+def create(preset, name: str, *, parent: Path | None = None) -> Path:
+    """A new run folder holding the exact preset (preset.yaml) and nothing else.
+
+    No status.json: the training process writes the first one, with its own pid, when it
+    takes the folder over (`status` reads a just-started folder as "starting"). `parent`
+    puts the folder elsewhere than runs/ (the dry run's scratch folder)."""
+    from workbench.presets import atomic_write, to_yaml
+    run = new_run_dir(name, parent)
+    atomic_write(run / "preset.yaml",
+                 to_yaml(preset, f"run {run.name}: the exact preset this run was trained with"))
+    return run
 
 
 def find(name_or_path: str | os.PathLike) -> Path:
@@ -97,18 +125,41 @@ def read_json(path: Path) -> dict:
 
 
 def status(run: str | os.PathLike) -> dict:
-    """status.json as the truth is: a 'running' run whose process is gone is 'failed'."""
+    """status.json as the truth is (see the module docstring): a just-started job reads as
+    "running"/"starting", one that never started or whose process is gone as "failed" (or
+    "stopped" when a stop had been requested)."""
     run = Path(run)
     st = read_json(run / "status.json")
     if not st:
-        st = {"state": "failed", "error": "status.json is missing or unreadable"}
-    if st.get("state") == "running" and not pid_alive(st.get("pid")):
-        st = dict(st, state="failed",
-                  error=st.get("error") or "the training process ended without saving its "
-                  "state (killed or crashed); resume it to continue from the last checkpoint")
+        st = _without_status(run)
+    elif st.get("state") == "running" and not pid_alive(st.get("pid")):
+        if stop_requested(run):
+            st = dict(st, state="stopped", error=st.get("error") or "killed before it could "
+                      "save; resume continues from the last checkpoint")
+        else:
+            st = dict(st, state="failed", error=st.get("error") or "the training process "
+                      "ended without saving its state (killed or crashed); resume it to "
+                      "continue from the last checkpoint")
     st.setdefault("step", 0)
     st.setdefault("max_steps", None)
     return st
+
+
+def _without_status(run: Path) -> dict:
+    """What a folder without a readable status.json is: starting, or never started."""
+    log = run / "train.log"
+    try:
+        started = log.stat().st_mtime
+    except OSError:
+        return {"state": "failed", "error": "status.json is missing or unreadable"}
+    since = datetime.fromtimestamp(started, timezone.utc).astimezone().isoformat(
+        timespec="seconds")
+    if (run / "status.json").exists():  # there but unreadable: never a state to trust
+        return {"state": "failed", "error": "status.json is unreadable", "started_at": since}
+    if time.time() - started < STARTING_GRACE_S:
+        return {"state": "running", "phase": "starting", "pid": None, "started_at": since}
+    return {"state": "failed", "started_at": since,
+            "error": f"the training process never started (see {log})"}
 
 
 def write_status(run: Path, **fields) -> dict:
@@ -140,6 +191,14 @@ def metrics(run: str | os.PathLike) -> list[dict]:
 def append_metrics(run: Path, record: dict) -> None:
     with open(run / "metrics.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
+
+
+def trim_metrics(run: Path, upto_step: int) -> None:
+    """Drop the records after `upto_step` (a resume redoes those steps), atomically."""
+    kept = [m for m in metrics(run) if m.get("step", 0) <= upto_step]
+    tmp = run / ".metrics.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(m) + "\n" for m in kept), encoding="utf-8")
+    os.replace(tmp, run / "metrics.jsonl")
 
 
 def log_tail(run: str | os.PathLike, n: int = 40) -> str:

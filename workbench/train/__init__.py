@@ -1,7 +1,8 @@
 """Training: a Preset and a run folder in, a LoRA adapter out, through trl's SFTTrainer.
 
 This runs in the job process (the CLI's `train` / `resume`, or a detached process the UI
-starts), never in the web server. It is the only writer of its run folder:
+starts), never in the web server. It is the only writer of its run folder's status.json
+(recording its own pid), metrics.jsonl, checkpoints/ and adapter/, through workbench.runs:
 
     python launch.py train cpu-demo --set train.max_steps=10
 
@@ -13,7 +14,6 @@ Under torchrun / accelerate launch only rank 0 writes the run folder.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -188,32 +188,12 @@ def make_callback(run: Path, started: float):
 
 # -- the entry point ------------------------------------------------------------------
 
-def prepare_run(preset: Preset, name: str) -> Path:
-    """Create a run folder with its preset.yaml and an initial status (CLI and jobs)."""
-    from workbench.presets import to_yaml
-    run = runs.new_run_dir(name)
-    (run / "checkpoints").mkdir()
-    (run / "preset.yaml").write_text(
-        to_yaml(preset, f"run {run.name}: the exact preset this run was trained with"),
-        encoding="utf-8")
-    runs.write_status(run, state="running", phase="starting", pid=os.getpid(), step=0,
-                      max_steps=None, started_at=runs.now_iso(), error=None)
-    return run
-
-
 def _set_aside_incomplete_checkpoints(run: Path, log) -> None:
     for step, folder, complete in runs.checkpoints(run):
         if not complete:
             target = folder.with_name(folder.name + f".incomplete-{int(time.time())}")
             folder.rename(target)
             log(f"checkpoint {folder.name} is incomplete; set aside as {target.name}")
-
-
-def _trim_metrics(run: Path, upto_step: int) -> None:
-    kept = [m for m in runs.metrics(run) if m.get("step", 0) <= upto_step]
-    tmp = run / ".metrics.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(m) + "\n" for m in kept), encoding="utf-8")
-    os.replace(tmp, run / "metrics.jsonl")
 
 
 class _Tee:
@@ -278,9 +258,13 @@ def _train(run: Path, *, resume: bool = False) -> dict:
     if main:
         if runs.stop_requested(run):
             (run / runs.STOP_FILE).unlink()
+        # this process takes the folder over: its own pid, and on a first start the
+        # fields a fresh run begins with (runs.create wrote only preset.yaml)
+        first = {} if "started_at" in runs.read_json(run / "status.json") else {
+            "started_at": runs.now_iso(), "step": 0, "max_steps": None}
         runs.write_status(run, state="running", phase="loading model", pid=os.getpid(),
                           error=None, ended_at=None,
-                          resumed_at=runs.now_iso() if resume else None)
+                          resumed_at=runs.now_iso() if resume else None, **first)
     checkpoint = None
     if resume:
         if main:
@@ -289,12 +273,12 @@ def _train(run: Path, *, resume: bool = False) -> dict:
         if checkpoint is None:
             log("no complete checkpoint yet: training again from the start")
             if main:
-                _trim_metrics(run, 0)
+                runs.trim_metrics(run, 0)
         else:
             step = int(checkpoint.name.split("-")[1])
             log(f"resuming from {checkpoint.name}")
             if main:
-                _trim_metrics(run, step)
+                runs.trim_metrics(run, step)
     try:
         trainer = build_trainer(preset, run, started, log)
         if main:

@@ -12,11 +12,8 @@ folder under WORKBENCH_HOME/tmp/ that is deleted afterwards, so it never shows u
 from __future__ import annotations
 
 import math
-import os
 import shutil
-import tempfile
 import time
-from pathlib import Path
 
 from workbench import paths, runs
 from workbench.config import Preset
@@ -49,7 +46,6 @@ def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
     import torch
 
     from workbench import train
-    from workbench.presets import to_yaml
     say = progress or (lambda msg: None)
     if steps < 2:
         raise WorkbenchError("dryrun: --steps must be at least 2 (the first step warms up)")
@@ -64,15 +60,13 @@ def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    scratch_root = paths.home() / "tmp"
-    scratch_root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="dryrun-", dir=scratch_root))
+    probe = preset.with_overrides({
+        "train.max_steps": steps, "train.logging_steps": 1,
+        "train.save_steps": 10 ** 5, "train.eval_steps": 10 ** 5})
+    # a run folder like any other (runs.create), in the scratch area: the training code
+    # writes its status and metrics there as in a real run, and it never lists as a run
+    scratch = runs.create(probe, "dryrun", parent=paths.home() / "tmp")
     try:
-        probe = preset.with_overrides({
-            "train.max_steps": steps, "train.logging_steps": 1,
-            "train.save_steps": 10 ** 5, "train.eval_steps": 10 ** 5})
-        (scratch / "preset.yaml").write_text(to_yaml(probe), encoding="utf-8")
-        runs.write_status(scratch, state="running", pid=os.getpid(), step=0)
         say(f"training {steps} steps to measure")
         t0 = time.monotonic()
         trainer = train.build_trainer(probe, scratch, t0, log=say)

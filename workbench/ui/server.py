@@ -128,8 +128,9 @@ def run_app(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, auth=None,
     """Build and serve the app; print its URL. block=False returns (demo, url) for tests."""
     root = prepare_environment(home)
     from workbench.runs import jobs
-    for name in jobs.reconcile():  # a job that died while the app was down
-        print(f"note: run {name} had stopped without saying so; marked failed", flush=True)
+    for name in jobs.orphans():  # a job that died while the app was down
+        print(f"note: run {name} had stopped without saying so; it shows as failed",
+              flush=True)
     from workbench.ui.app import build_app
     with _fastapi_app_built_once():
         demo = build_app()
