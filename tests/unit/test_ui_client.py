@@ -3,6 +3,7 @@ port), plus what the server refuses to serve."""
 
 import os
 import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -12,6 +13,8 @@ from gradio_client import Client
 from workbench.runs import jobs
 from workbench import paths, presets, runs
 from workbench.ui import server
+
+from tests.children import fake_children
 
 
 def _free_port() -> int:
@@ -80,9 +83,11 @@ def test_merge_and_compare_endpoints(app_url, monkeypatch):
     (run / "preset.yaml").write_text(presets.to_yaml(presets.load("cpu-demo")), "utf-8")
     runs.write_status(run, state="completed", pid=os.getpid(), step=3, max_steps=3)
 
-    monkeypatch.setattr(merge, "merge", lambda r: {
-        "ok": True, "max_abs_logit_diff": 1e-5, "tolerance": 0.01,
-        "path": str(run / "merged")})
+    # the merge runs in a child (launch.py merge, via jobs.spawn): a stand-in child writes
+    # the report to its result file; the server itself never merges
+    monkeypatch.setattr(merge, "merge", lambda *a, **k: pytest.fail("merged in the server"))
+    calls = fake_children(monkeypatch, {"ok": True, "max_abs_logit_diff": 1e-5,
+                                        "tolerance": 0.01, "path": str(run / "merged")})
 
     class Fake:
         def compare(self, prompt, history_base, history_tuned, gen):
@@ -94,9 +99,33 @@ def test_merge_and_compare_endpoints(app_url, monkeypatch):
     client = Client(app_url, verbose=False)
     rep = client.predict(run.name, api_name="/merge")
     assert rep["ok"] and rep["folder"] == f"runs/{run.name}/merged"  # no server path
+    assert calls[0]["argv"][:2] == ["merge", str(run)]
     job = client.submit(run.name, "Who are you?", [["hi", "hello"]], [["hi", "hello"]], 16,
                         api_name="/compare")
     assert list(job.result()) == ["I am SmolLM.", "I'm Nova."]
+
+
+def test_the_app_answers_while_a_merge_runs(app_url, monkeypatch):
+    """The merge is a child process the server only waits for: other requests (the
+    Training tab's polling, another tab) are answered meanwhile."""
+    run = paths.runs_dir() / "done-20250101-120000"
+    run.mkdir(parents=True)
+    (run / "preset.yaml").write_text(presets.to_yaml(presets.load("cpu-demo")), "utf-8")
+    runs.write_status(run, state="completed", pid=os.getpid(), step=3, max_steps=3)
+    fake_children(monkeypatch, {"ok": True, "max_abs_logit_diff": 1e-5, "tolerance": 0.01,
+                                "path": str(run / "merged")},
+                  lines=["loading the unquantised base model", "merging"], pause=4)
+    client = Client(app_url, verbose=False)
+    job = client.submit(run.name, api_name="/merge")
+    deadline = time.monotonic() + 20
+    while not list((paths.home() / "tmp").glob("merge-*.log")):  # the child has started
+        assert time.monotonic() < deadline, "the merge child never started"
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    assert client.predict(run.name, api_name="/status")["state"] == "completed"
+    assert "cpu-demo" in [p["name"] for p in client.predict(api_name="/presets")]
+    assert time.monotonic() - t0 < 4 and not job.done()
+    assert job.result()["ok"]
 
 
 def test_serves_the_page_but_no_file_outside_home(app_url):

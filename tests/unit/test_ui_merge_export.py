@@ -11,8 +11,9 @@ import pytest
 from workbench import paths, runs, train
 from workbench.config import Preset
 from workbench.errors import RunError
+from workbench.runs import jobs
 from workbench.ui.i18n import render
-from workbench.ui.tabs import merge
+from workbench.ui.tabs import merge, quantization
 
 
 @pytest.fixture
@@ -48,6 +49,33 @@ def test_spectrum_rows_plots_and_verdict(tiny_run):
     assert render(table).count("\n") == 15 and "q_proj" in table  # header, rule, 14 rows
 
 
+def test_merge_and_measure_run_in_a_child_process(tiny_run, tiny_model_dir, monkeypatch):
+    """The tab's handlers start `launch.py merge` / `launch.py quant measure` through
+    jobs.spawn, and the web server's process loads no model for either."""
+    from workbench import models
+    from workbench.export import merge as core_merge
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("loaded here"))
+    monkeypatch.setattr(core_merge, "merge", lambda *a, **k: pytest.fail("merged here"))
+    started, spawn = [], jobs.spawn
+
+    def recording_spawn(kind, argv, **kw):
+        started.append((kind, argv[:2]))
+        return spawn(kind, argv, **kw)
+    monkeypatch.setattr(jobs, "spawn", recording_spawn)
+
+    outs = [render(o) for o in merge.merge_run(tiny_run.name)]
+    assert "✓ Verified" in outs[-1] and "max logit difference" in outs[-1], outs
+    assert any("applying the adapter" in o for o in outs[:-1])  # progress from its log
+    assert (tiny_run / "merged" / "merge_report.json").is_file()
+
+    outs = [render(o) for o in quantization.measure(str(tiny_model_dir), False, "none",
+                                                   False, "float32", 6.0)]
+    assert "Measured footprint" in outs[-1] and "Unquantised (16-bit)" in outs[-1], outs
+    assert started == [("merge", ["merge", str(tiny_run)]),
+                                        ("quant measure", ["quant", "measure"])]
+    assert not list((paths.home() / "tmp").iterdir())
+
+
 def test_export_subprocess_report_paths_and_commands(tiny_run):
     steps = list(merge.export_run(tiny_run.name, "f16", poll=0.2))
     assert len(steps) >= 2 and "exporting" in render(steps[0][0])
@@ -80,8 +108,8 @@ def test_export_refused_while_training_and_failures_stay_readable(monkeypatch):
     # a child that fails the way the CLI does: one `error:` line on stderr, exit 2
     script = ("import sys; print('error: ' + sys.argv[1] + '/config.json: model_type gpt2:"
               " GGUF export supports Llama only', file=sys.stderr); sys.exit(2)")
-    monkeypatch.setattr(merge, "export_command",
-                        lambda r, q: [sys.executable, "-c", script, str(r)])
+    monkeypatch.setattr(jobs, "command",
+                        lambda argv: [sys.executable, "-c", script, argv[1]])
     status, result = (render(x) for x in list(merge.export_run(run.name, "f16", poll=0.1))[-1])
     assert status.startswith("✗ Export failed")
     assert "GGUF export supports Llama only" in result and str(paths.home()) not in result

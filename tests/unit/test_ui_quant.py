@@ -1,7 +1,8 @@
 """Quantization tab (memory estimate chart, fit line, Compare quantisations) and the
 Training tab's Dry run, handlers called directly. The model shape comes from the tiny
-model's config.json or a named size; subprocesses are faked except one real launch.py
-error, so the tests stay fast."""
+model's config.json or a named size; the children are small stand-in scripts started
+through the real jobs.spawn (tests/children.py), except one real launch.py error, so the
+tests stay fast."""
 
 import json
 import os
@@ -19,6 +20,7 @@ from workbench.ui.i18n import field_keys, render, text
 from workbench.ui.tabs import quantization as quant_tab
 from workbench.ui.tabs import training
 
+from tests.children import fake_children
 from tests.unit.test_ui_tabs import make_run
 
 PLENTY = ("ram", 64 * 10**9, 32 * 10**9)
@@ -141,21 +143,6 @@ FAKE_RESULT = {
     "nf4_vs_fp4": {"verdict": "NF4 beats FP4 on this model and data: ..."}, "notes": []}
 
 
-def fake_launch(calls, result=None, lines=(), fail=None):
-    """A stand-in for launch_lines: records argv, writes what the command would."""
-    def run(argv, stdout=None, env=None):
-        calls.append({"argv": argv, "env": env,
-                      "preset": Path(argv[2] if argv[0] == "quant" else argv[1]).read_text()})
-        yield from lines
-        if fail:
-            raise RunError(fail)
-        if stdout is not None:
-            stdout.write(json.dumps(result))
-        elif "--json-out" in argv:
-            Path(argv[argv.index("--json-out") + 1]).write_text(json.dumps(result))
-    return run
-
-
 def all_field_values(**changes):
     values = dict(zip(field_keys(), widgets.from_preset(presets.load("cpu-demo"))))
     values.update(changes)
@@ -163,25 +150,24 @@ def all_field_values(**changes):
 
 
 def test_compare_runs_the_cli_and_shows_table_and_layer_plot(monkeypatch):
-    calls = []
-    monkeypatch.setattr(shared, "launch_lines", fake_launch(
-        calls, FAKE_RESULT, lines=["[ 10%] weight error: model.layers.0.q_proj", "noise"]))
+    calls = fake_children(monkeypatch, FAKE_RESULT,
+                          lines=["[ 10%] weight error: model.layers.0.q_proj", "noise"])
     values = all_field_values(**{"quantization.compute_dtype": "float32"})
     outs = list(quant_tab.compare_quantizations(None, no_progress, False, *values))
     assert [o[0] for o in outs[:2]] and "10%" in outs[1][0]
     status, table, plot = outs[-1]
     assert calls[0]["argv"][:2] == ["quant", "compare"] and "--no-perplexity" in calls[0]["argv"]
+    assert "--json-out" in calls[0]["argv"]  # the result comes back in a file, not stdout
     assert "compute_dtype: float32" in calls[0]["preset"]
     assert list(table[text("qcmp.col.variant")]) == ["none", "nf4", "fp4"]
     assert table[text("qcmp.col.footprint")].tolist() == [16.0, 4.5, 4.5]
     assert set(plot.columns) == {"layer", "variant", "error"} and len(plot) == 9
     assert "NF4 beats FP4" in render(status) and "/somewhere" not in status
-    assert not list((paths.home() / "tmp").iterdir())  # temp preset and JSON removed
+    assert not list((paths.home() / "tmp").iterdir())  # temp preset, log and JSON removed
 
 
 def test_compare_refuses_while_training_and_reports_cli_errors(monkeypatch):
-    calls = []
-    monkeypatch.setattr(shared, "launch_lines", fake_launch(calls, fail="quant: bad"))
+    calls = fake_children(monkeypatch, fail="quant: bad")
     with pytest.raises(RunError, match="quant: bad"):
         list(quant_tab.compare_quantizations(None, no_progress, True, *all_field_values()))
     make_run(state="running", pid=os.getpid())
@@ -190,9 +176,26 @@ def test_compare_refuses_while_training_and_reports_cli_errors(monkeypatch):
     assert len(calls) == 1
 
 
-def test_launch_lines_turns_a_cli_error_into_its_message():
-    with pytest.raises(RunError, match="no-such-preset"):
-        list(shared.launch_lines(["presets", "show", "no-such-preset"]))
+def test_a_real_child_error_comes_back_as_its_message():
+    with shared.job("quant measure", ["quant", "measure", "no-such-preset"]) as child:
+        lines = list(shared.job_lines(child))
+        assert json.loads(child.result_path.read_text())["error"].startswith(
+            "preset 'no-such-preset' not found")  # cli.main wrote it into the result file
+        with pytest.raises(RunError, match="quant measure failed .*'no-such-preset' not"):
+            shared.job_result(child)
+    assert any(line.startswith("error: preset 'no-such-preset'") for line in lines)
+    assert not list((paths.home() / "tmp").iterdir())
+
+
+def test_closing_the_progress_ends_the_child(monkeypatch):
+    """The page went away mid-job: nothing keeps running unseen."""
+    fake_children(monkeypatch, {"ok": True}, lines=["one", "two", "three"], pause=30)
+    with shared.job("slow", ["slow"]) as child:
+        lines = shared.job_lines(child)
+        assert next(lines) == "one"
+        lines.close()
+        assert child.poll() is not None
+    assert not list((paths.home() / "tmp").iterdir())
 
 
 # -- Dry run ---------------------------------------------------------------------------------
@@ -205,23 +208,27 @@ DRY = {"steps": 5, "seconds_per_step": 0.42, "tokens_per_second": 812.5,
 
 
 def test_dry_run_runs_the_cli_on_the_page_settings_and_shows_figures(monkeypatch):
-    calls = []
-    monkeypatch.setattr(shared, "launch_lines",
-                        fake_launch(calls, DRY, lines=["training 5 steps to measure"]))
+    calls = fake_children(monkeypatch, DRY, lines=["training 5 steps to measure"],
+                          echo_env=["MALLOC_MMAP_THRESHOLD_", "PYTHONUNBUFFERED"])
     values = all_field_values(**{"train.batch_size": 2})
     outs = list(training.dry_run(no_progress, *values))
     argv = calls[0]["argv"]
     assert argv[0] == "dryrun" and argv[argv.index("--steps") + 1] == "5"
+    assert "--json-out" in argv
     assert "batch_size: 2" in calls[0]["preset"]
     assert Path(argv[1]).parent == paths.home() / "tmp" and not Path(argv[1]).exists()
-    assert "training 5 steps" in outs[1]
+    # the child's environment: child_env plus the dry run's allocator setting
+    assert any("MALLOC_MMAP_THRESHOLD_=65536" in o for o in outs)
+    assert any("PYTHONUNBUFFERED=1" in o for o in outs)
+    assert any("training 5 steps" in o for o in outs)
     final = render(outs[-1])
     assert "0.42" in final and "812.5" in final and "900.0 MB" in final
     assert "1.00 GB" in final and "-10%" in final and "60 steps" in final and "0:28" in final
 
 
 def test_dry_run_refuses_while_training(monkeypatch):
-    monkeypatch.setattr(shared, "launch_lines", lambda *a, **k: pytest.fail("started"))
+    from workbench.runs import jobs
+    monkeypatch.setattr(jobs, "spawn", lambda *a, **k: pytest.fail("started"))
     make_run(state="running", pid=os.getpid())
     with pytest.raises(gr.Error, match="still running"):
         list(widgets.guard(training.dry_run)(no_progress, *all_field_values()))

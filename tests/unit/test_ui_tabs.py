@@ -8,6 +8,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 import pytest
+import yaml
 
 from workbench import paths, presets, runs
 from workbench.config import Preset
@@ -15,6 +16,8 @@ from workbench.errors import RunError
 from workbench.ui import app, widgets
 from workbench.ui.i18n import field_keys, render
 from workbench.ui.tabs import chat, dataset, lora, merge, quantization, training
+
+from tests.children import fake_children
 
 
 def make_run(name="demo-20250101-120000", state="completed", step=10, max_steps=10,
@@ -80,7 +83,30 @@ def test_upload_is_kept_in_workbench_home(tmp_path):
 # -- Quantization -----------------------------------------------------------------------
 
 def test_measure_reports_footprint_next_to_16_bit(monkeypatch):
+    """The tab loads nothing itself: a child (`launch.py quant measure`) gets the settings
+    as a preset file and writes the figures to its result file."""
+    calls = fake_children(monkeypatch, {
+        "model": "embedded:smollm2-135m-instruct", "mode": "nf4",
+        "measured_bytes": 100 * 10**6, "full16_bytes": 400 * 10**6, "seconds": 1.5},
+        lines=["loading embedded:smollm2-135m-instruct (nf4)"])
+    outs = list(quantization.measure("embedded:smollm2-135m-instruct", False, "nf4", True,
+                                     "bfloat16", 6.0))
+    argv = calls[0]["argv"]
+    assert argv[:2] == ["quant", "measure"] and "--json-out" in argv
+    sent = yaml.safe_load(calls[0]["preset"])
+    assert sent["model"]["name_or_path"] == "embedded:smollm2-135m-instruct"
+    assert sent["quantization"]["mode"] == "nf4" and sent["quantization"]["double_quant"]
+    assert any("loading embedded" in rendered(o) for o in outs[:-1])  # progress from the log
+    text = rendered(outs[-1])
+    assert "100.0 MB" in text and "400.0 MB" in text and "25%" in text and "1.5 s" in text
+    assert not list((paths.home() / "tmp").iterdir())
+
+
+def test_load_and_measure_loads_as_configured(monkeypatch):
+    """The measuring code the child runs (workbench.train.measure), with the loader faked."""
     from workbench import models
+    from workbench.train import lora as core_lora
+    from workbench.train.measure import load_and_measure
     seen = {}
 
     def fake_load(model_cfg, quant_cfg, quantize=True):
@@ -88,18 +114,22 @@ def test_measure_reports_footprint_next_to_16_bit(monkeypatch):
         return object()
     monkeypatch.setattr(models, "load_model", fake_load)
     monkeypatch.setattr(models, "footprint_bytes", lambda model: 100 * 10**6)
-    monkeypatch.setattr(lora, "model_info", lambda name, trust=False: {"total": 200 * 10**6})
-    text = rendered(quantization.measure("embedded:smollm2-135m-instruct", False, "nf4", True,
-                                         "bfloat16", 6.0))
+    monkeypatch.setattr(core_lora, "model_info", lambda name, trust=False: {"total": 200 * 10**6})
+    preset = Preset().with_overrides(["model.name_or_path=embedded:smollm2-135m-instruct",
+                                      "quantization.mode=nf4"])
+    res = load_and_measure(preset.model, preset.quantization)
     assert seen == {"mode": "nf4", "quantize": True, "name": "embedded:smollm2-135m-instruct"}
-    assert "100.0 MB" in text and "400.0 MB" in text and "25%" in text
+    assert res["measured_bytes"] == 100 * 10**6 and res["full16_bytes"] == 400 * 10**6
+    assert res["mode"] == "nf4" and res["seconds"] >= 0
 
 
-def test_measure_refuses_while_training():
+def test_measure_refuses_while_training(monkeypatch):
+    from workbench.runs import jobs
+    monkeypatch.setattr(jobs, "spawn", lambda *a, **k: pytest.fail("started"))
     make_run(state="running", pid=os.getpid())
     with pytest.raises(RunError, match="still running"):
-        quantization.measure("embedded:smollm2-135m-instruct", False, "nf4", True,
-                             "bfloat16", 6.0)
+        list(quantization.measure("embedded:smollm2-135m-instruct", False, "nf4", True,
+                                  "bfloat16", 6.0))
 
 
 # -- LoRA ---------------------------------------------------------------------------------
@@ -247,8 +277,13 @@ def test_merge_lists_completed_runs_and_shows_the_report(monkeypatch):
     assert run_update["choices"] == ["a-20250101-120000"]
     report = {"ok": True, "max_abs_logit_diff": 1.2e-5, "tolerance": 0.01,
               "path": str(paths.runs_dir() / "a-20250101-120000" / "merged")}
-    monkeypatch.setattr(core_merge, "merge", lambda run: report)
-    text = rendered(merge.merge_run("a-20250101-120000"))
+    monkeypatch.setattr(core_merge, "merge", lambda *a, **k: pytest.fail("merged in the "
+                                                                          "server"))
+    calls = fake_children(monkeypatch, report, lines=["applying the adapter"])
+    outs = list(merge.merge_run("a-20250101-120000"))
+    assert calls[0]["argv"][:2] == ["merge", str(paths.runs_dir() / "a-20250101-120000")]
+    assert any("applying the adapter" in rendered(o) for o in outs[:-1])
+    text = rendered(outs[-1])
     assert "✓" in text and "1.20e-05" in text and "merged" in text
 
 
@@ -256,7 +291,14 @@ def test_merge_refuses_during_training():
     make_run(name="a-20250101-120000", state="completed")
     make_run(name="live-20250101-130000", state="running", pid=os.getpid())
     with pytest.raises(RunError, match="live-20250101-130000"):
-        merge.merge_run("a-20250101-120000")
+        list(merge.merge_run("a-20250101-120000"))
+
+
+def test_merge_failure_shows_the_childs_error(monkeypatch):
+    make_run(name="a-20250101-120000", state="completed")
+    fake_children(monkeypatch, fail="merge verification failed for a: logits differ")
+    with pytest.raises(gr.Error, match="merge verification failed for a"):
+        list(widgets.guard(merge.merge_run)("a-20250101-120000"))
 
 
 # -- Chat -------------------------------------------------------------------------------------

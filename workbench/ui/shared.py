@@ -1,16 +1,17 @@
-"""Small helpers the tabs share: run choices, the one-job-at-a-time check, and how paths
-and durations are shown. Everything here reads the run folders, never session state,
-so a reloaded page or a second browser tab sees the same truth."""
+"""Small helpers the tabs share: run choices, the one-job-at-a-time check, how paths and
+durations are shown, and heavy work in a child process (`job`: runs.jobs.spawn with a
+result file; `job_lines` for progress from its log; `job_result` for what it wrote).
+Everything here reads the run folders, never session state, so a reloaded page or a
+second browser tab sees the same truth."""
 
 from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
+import secrets
 import tempfile
-from collections import deque
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from workbench.runs import jobs
@@ -84,47 +85,76 @@ def home_label() -> str:
     return display_path(paths.home())
 
 
-# -- work in its own process (dry run, quantisation comparison) --------------------------
+# -- heavy work in its own process (runs.jobs.spawn) ----------------------------------
 
 def temp_preset(preset: Preset, prefix: str) -> Path:
     """The page's settings as a YAML file under WORKBENCH_HOME/tmp (the caller deletes it)."""
     from workbench.presets import to_yaml
-    folder = paths.home() / "tmp"
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".yaml", dir=folder)
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".yaml", dir=_tmp_dir())
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(to_yaml(preset))
     return Path(name)
 
 
-def launch_lines(argv: list[str], stdout=None, env: dict | None = None):
-    """Run `python launch.py ARGV` in its own process and yield its output lines as they
-    come (stderr, plus stdout unless `stdout` is a file to write it to). A failure raises
-    RunError with the command's `error:` line (or its last lines). Closing the generator
-    (page closed, event cancelled) ends the process, so nothing keeps running unseen."""
-    from workbench.ui.widgets import clean_message
-    proc = subprocess.Popen([sys.executable, str(jobs.LAUNCH), *argv], cwd=paths.PROJECT_ROOT,
-                            stdin=subprocess.DEVNULL, stdout=stdout or subprocess.PIPE,
-                            stderr=subprocess.PIPE if stdout else subprocess.STDOUT,
-                            text=True, errors="replace", env=jobs.child_env(**(env or {})),
-                            start_new_session=True)
-    tail: deque[str] = deque(maxlen=12)
+def _tmp_dir() -> Path:
+    folder = paths.home() / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextmanager
+def job(kind: str, argv: list[str], *, log: Path | None = None, env: dict | None = None):
+    """`launch.py ARGV` as a child process (jobs.spawn) with a result file, for one event.
+
+    Its log is `log`, or a file under WORKBENCH_HOME/tmp; leaving the block (the handler
+    finished, failed, or the page went away) ends the child if it still runs and deletes
+    the temporary files, so nothing keeps running unseen."""
+    stem = _tmp_dir() / f"{kind.replace(' ', '-')}-{secrets.token_hex(6)}"
+    own_log = log is None
+    child = jobs.spawn(kind, argv, log=stem.with_suffix(".log") if own_log else log,
+                       result=stem.with_suffix(".json"), env=env)
     try:
-        for raw in proc.stderr if stdout else proc.stdout:  # text mode: \r ends a line too
-            line = ANSI_RE.sub("", raw).strip()
-            if line:
-                tail.append(line)
-                yield line
-        rc = proc.wait()
+        yield child
     finally:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                proc.kill()
-                proc.wait()
-    if rc != 0:
-        errors = [ln.removeprefix("error: ") for ln in tail if ln.startswith("error: ")]
-        detail = errors[-1] if errors else " / ".join(list(tail)[-3:])
-        raise RunError(f"{argv[0]} failed (exit code {rc}): {clean_message(detail)}")
+        child.stop()
+        child.result_path.unlink(missing_ok=True)
+        if own_log:
+            child.log.unlink(missing_ok=True)
+
+
+def job_lines(child: jobs.Job):
+    """The child's log lines as they come, without terminal codes or blank lines; closing
+    this generator ends the child (Job.lines)."""
+    for raw in child.lines():
+        line = ANSI_RE.sub("", raw).strip()
+        if line:
+            yield line
+
+
+def job_result(child: jobs.Job) -> dict:
+    """The result the child wrote to its file, once it has ended. A missing result, or
+    {"error": ...}, raises RunError with the child's message (its `error:` line)."""
+    from workbench.ui.widgets import clean_message
+    rc = child.wait()
+    data = child.read_result()
+    if data is not None and "error" not in data:
+        return data
+    raise RunError(f"{child.kind} failed (exit code {rc}): {clean_message(child.error())}")
+
+
+def wait_for_result(kind: str, argv: list[str], **kw) -> dict:
+    """Run a job to its end (no progress shown) and return its result (job_result)."""
+    with job(kind, argv, **kw) as child:
+        for _ in job_lines(child):
+            pass
+        return job_result(child)
+
+
+def working(head: str, started: float, line: str = "") -> str:
+    """What a running job shows: '**Merging…** 0:12 · `loading the base model`' (the
+    child's last log line, short, without server paths)."""
+    from workbench.ui.widgets import clean_message
+    text = f"**{head}…** {duration(time.monotonic() - started)}"
+    if line:
+        text += f" · `{clean_message(line)[:120].replace('`', chr(39))}`"
+    return text

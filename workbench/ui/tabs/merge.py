@@ -1,17 +1,24 @@
-"""Merge tab: pick a completed run; "Merge" folds its adapter into an unquantised copy of
-the base, verifies the merged model against base + adapter (max logit difference) and
-shows the result and the output folder. Refused while a training job is running.
+"""Merge tab: pick a completed run; "Merge" runs `launch.py merge RUN` as a child process
+(runs.jobs.spawn: it loads the full-precision base, never inside the web server), which
+folds the adapter into an unquantised copy of the base and verifies the merged model
+against base + adapter (max logit difference); the tab shows the child's progress lines,
+then the result (read from its result file) and the output folder. Refused while a
+training job is running.
 
 Below it (issue 6):
-- "Export GGUF" (F16 / Q8_0 / both) runs `launch.py export RUN --type T --json` as a child
-  process (it loads models: never inside the web server), shows elapsed time and the
-  child's last message while it works, then the verification report (✓ / ✗ with the
-  numbers), the output folder and the Ollama / llama.cpp commands. The last report of a
-  run (`<run>/export/export_report.json`) is shown again when the run is picked.
-- "What the adapter learned": `workbench.adapter.spectrum` (SVD of the small LoRA factors,
+- "Export GGUF" (F16 / Q8_0 / both) runs `launch.py export RUN --type T` as a child
+  process the same way, shows elapsed time and the child's last message (from
+  <run>/export/export.log) while it works, then the verification report it wrote to its
+  result file (✓ / ✗ with the numbers), the output folder and the Ollama / llama.cpp
+  commands. The last report of a run (`<run>/export/export_report.json`) is shown again
+  when the run is picked.
+- "What the adapter learned": `workbench.export.spectrum` (SVD of the small LoRA factors,
   base weights read one tensor at a time: cheap, so it runs in the server) drawn as the
   effective rank per layer and module against r, the update's size relative to the base
   weight, a one-line verdict and the full table.
+
+Long because one tab holds three tools (merge, GGUF export, adapter spectrum), each with
+the Markdown or plot frames it shows; apart, one page would be spread over three files.
 """
 
 from __future__ import annotations
@@ -19,11 +26,7 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 import re
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,11 +140,19 @@ def show_report(name) -> str:
     return report_markdown(rep) if rep else ""
 
 
-def merge_run(name) -> str:
-    from workbench.export import merge
+def merge_run(name):
+    """Merge in a child process (`launch.py merge RUN` through jobs.spawn: it loads the
+    full-precision base, which the web server never holds); yields its progress lines,
+    then the verification report it wrote to its result file."""
     shared.refuse_if_busy("merging")
-    rep = merge.merge(shared.find_run(name))
-    return report_markdown(rep)
+    run = shared.find_run(name)
+    started = time.monotonic()
+    yield shared.working(m("merge.button"), started)
+    with shared.job("merge", ["merge", str(run)]) as child:
+        for line in shared.job_lines(child):
+            yield shared.working(m("merge.button"), started, line)
+        rep = shared.job_result(child)
+    yield report_markdown(rep)
 
 
 def report_markdown(rep: dict) -> str:
@@ -166,14 +177,15 @@ def details(name):
 
 # -- GGUF export ----------------------------------------------------------------------------
 
-def export_command(run: Path, qtype: str) -> list[str]:
-    return [sys.executable, str(paths.PROJECT_ROOT / "launch.py"), "export", str(run),
-            "--type", qtype, "--json"]
+def export_argv(run: Path, qtype: str) -> list[str]:
+    return ["export", str(run), "--type", qtype]
 
 
 def export_run(name, qtype, poll: float = POLL_SECONDS):
-    """Export in a child process; yields (status line, result) while it runs and once
-    at the end. Refused while a training run holds the memory."""
+    """Export in a child process (jobs.spawn); yields (status line, result) every `poll`
+    seconds while it runs, with its last progress line from <run>/export/export.log, and
+    once at the end with the report it wrote to its result file. Refused while a training
+    run holds the memory."""
     shared.refuse_if_busy("exporting")
     run = shared.find_run(name)
     qtype = qtype if qtype in {v for _, v in EXPORT_TYPES} else "both"
@@ -183,49 +195,20 @@ def export_run(name, qtype, poll: float = POLL_SECONDS):
         else m("export.working")
     log_path = out_dir / "export.log"
     t0 = time.monotonic()
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as out, \
-            open(log_path, "w+", encoding="utf-8") as err:
-        proc = subprocess.Popen(export_command(run, qtype), cwd=paths.PROJECT_ROOT,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        try:
-            while proc.poll() is None:
-                yield (f"**{first}…** {shared.duration(time.monotonic() - t0)} "
-                       f"{_last_line(log_path)}", "")  # no older report meanwhile
-                time.sleep(poll)
-        finally:
-            if proc.poll() is None:  # the page went away or the event was cancelled
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        out.seek(0)
-        stdout = out.read()
+    with shared.job("export", export_argv(run, qtype), log=log_path) as child:
+        while child.poll() is None:
+            yield (f"**{first}…** {shared.duration(time.monotonic() - t0)} "
+                   f"{_last_line(log_path)}", "")  # no older report meanwhile
+            time.sleep(poll)
+        report = child.read_result()
+        failure = child.error() if report is None or "error" in report else None
     took = shared.duration(time.monotonic() - t0)
-    report = parse_report(stdout)
-    if report is None:
-        msg = _error_line(log_path.read_text(encoding="utf-8", errors="replace"))
+    if failure is not None:
         yield (f"✗ {m('export.failed')} ({took})",
-               f"**{m('train.error')}:** {html.escape(widgets.clean_message(msg))}")
+               f"**{m('train.error')}:** {html.escape(widgets.clean_message(failure))}")
         return
     mark = "✓" if report.get("ok") else "✗"
     yield f"{mark} {m('export.done')} ({took})", export_markdown(report)
-
-
-def parse_report(stdout: str) -> dict | None:
-    """The JSON report the child printed (ignoring anything printed before it)."""
-    start = stdout.find("{")
-    while start >= 0:
-        try:
-            value = json.JSONDecoder().raw_decode(stdout[start:])[0]
-            if isinstance(value, dict) and "files" in value:
-                return value
-        except ValueError:
-            pass
-        start = stdout.find("\n{", start + 1)
-        start = start + 1 if start >= 0 else -1
-    return None
 
 
 # the child's progress messages (export.py's say()) and progress bars; warnings the
@@ -246,14 +229,6 @@ def _last_line(log_path: Path) -> str:
         return ""
     line = widgets.clean_message(parts[-1])[:120].replace("`", "'")
     return f"· `{line}`"
-
-
-def _error_line(text: str) -> str:
-    lines = [ln.strip() for ln in _ANSI.sub("", text).splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if ln.startswith("error:"):
-            return ln.removeprefix("error:").strip()
-    return lines[-1] if lines else "the export process ended without a report"
 
 
 def last_export_markdown(run: Path) -> str:
@@ -462,12 +437,11 @@ def table_markdown(frame: pd.DataFrame) -> str:
 
 
 def api_merge(run: str) -> dict:
-    """Merge a run and return its verification report; `folder` is the merged model's
-    folder relative to WORKBENCH_HOME. (Not `path`: gradio_client would take a result
-    key named path for a file to download.)"""
-    from workbench.export import merge
+    """Merge a run (in a child process, as merge_run) and return its verification report;
+    `folder` is the merged model's folder relative to WORKBENCH_HOME. (Not `path`:
+    gradio_client would take a result key named path for a file to download.)"""
     shared.refuse_if_busy("merging")
-    rep = dict(merge.merge(shared.find_run(run)))
+    rep = shared.wait_for_result("merge", ["merge", str(shared.find_run(run))])
     path = rep.pop("path", None)
     if path:
         try:

@@ -7,20 +7,20 @@ plain explanation. Widgets: every `model.*` and `quantization.*` Preset field.
   quantization, LoRA or training setting changes, and a line saying whether it fits in
   this machine's GPU memory or RAM. Pure arithmetic (`workbench.memory`) on the model's
   shape, read from its config.json (or a GGUF header): no weights are loaded.
-- "Load and measure" loads the model exactly as configured and reports its footprint.
+- "Load and measure" loads the model exactly as configured, in its own process
+  (`launch.py quant measure`), and reports its footprint.
 - "Compare quantisations" runs `launch.py quant compare` in its own process (it loads
   several variants of the model) and shows the table and per-layer weight error plot.
 
-`shared.launch_lines` runs a launch.py command and streams its lines, here and for the
-Training tab's dry run. Tests: tests/unit/test_ui_quant.py, tests/browser/test_quant_tab.py.
+"Load and measure" and "Compare quantisations" run through `shared.job` (runs.jobs.spawn):
+progress from the child's log, the result from the JSON file it writes.
+Tests: tests/unit/test_ui_quant.py, tests/browser/test_quant_tab.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import gc
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -340,26 +340,29 @@ def dtype_note_text(compute_dtype) -> str:
     return text + (f"\n\n⚠ {choice.warning}" if choice.warning else "")
 
 
-def measure(name, trust, mode, double_quant, compute_dtype, int8_threshold) -> str:
-    """Load the model with these settings and report its measured footprint."""
-    from workbench import models
-    from workbench.ui.tabs.lora import model_info
+def measure(name, trust, mode, double_quant, compute_dtype, int8_threshold):
+    """Load the model with these settings and report its measured footprint. The loading
+    happens in a child process (`launch.py quant measure`, through jobs.spawn), so the web
+    server never holds the model; its result comes back in a JSON file."""
     model_cfg = widgets.to_section("model", {"name_or_path": name,
                                              "trust_remote_code": trust})
     quant_cfg = widgets.to_section("quantization", {
         "mode": mode, "double_quant": double_quant, "compute_dtype": compute_dtype,
         "int8_threshold": int8_threshold})
     shared.refuse_if_busy("loading a model")
-    t0 = time.perf_counter()
-    model = models.load_model(model_cfg, quant_cfg, quantize=quant_cfg.mode != "none")
+    preset = dataclasses.replace(Preset(), model=model_cfg, quantization=quant_cfg)
+    yaml_path = shared.temp_preset(preset, "measure-")
+    started = time.monotonic()
+    yield shared.working(m("quant.measure"), started)
     try:
-        seconds = time.perf_counter() - t0
-        measured = models.footprint_bytes(model)
+        with shared.job("quant measure", ["quant", "measure", str(yaml_path)]) as child:
+            for line in shared.job_lines(child):
+                yield shared.working(m("quant.measure"), started, line)
+            res = shared.job_result(child)
     finally:
-        del model
-        gc.collect()
-    full16 = model_info(model_cfg.name_or_path, model_cfg.trust_remote_code)["total"] * 2
-    return measure_markdown(quant_cfg.mode, measured, full16, seconds)
+        yaml_path.unlink(missing_ok=True)
+    yield measure_markdown(res["mode"], res["measured_bytes"], res["full16_bytes"],
+                           res["seconds"])
 
 
 def measure_markdown(mode: str, measured: int, full16: int, seconds: float) -> str:
@@ -370,9 +373,6 @@ def measure_markdown(mode: str, measured: int, full16: int, seconds: float) -> s
             f"- {m('quant.unquantized')}: {fmt_bytes(full16)}\n"
             f"- {m('quant.took')}: {seconds:.1f} s")
 
-
-
-# -- work in its own process ----------------------------------------------------------------
 
 # -- compare quantisations ----------------------------------------------------------------
 
@@ -386,20 +386,20 @@ TABLE_HEADERS = {"variant": "qcmp.col.variant", "bits_per_param": "qcmp.col.bits
 def compare_quantizations(request: gr.Request | None, progress=gr.Progress(),
                           perplexity=True, *values):
     """Run `launch.py quant compare` on the page's settings (`values`: every field) in its
-    own process; yield (status, table, layer plot) as it goes."""
+    own process (jobs.spawn); yield (status, table, layer plot) as it goes: progress from
+    the `[ 10%] ...` lines of its log, the result from the JSON file it writes."""
     shared.refuse_if_busy("comparing quantisations")
     preset = widgets.to_preset(values)
     yaml_path = shared.temp_preset(preset, "quant-")
-    out_path = yaml_path.with_suffix(".json")
-    argv = ["quant", "compare", str(yaml_path), "--json"]
+    argv = ["quant", "compare", str(yaml_path)]
     if not perplexity:
         argv.append("--no-perplexity")
     started = time.monotonic()
     progress(0, desc=text("qcmp.starting"))
     yield f"{m('qcmp.starting')}", gr.skip(), gr.skip()
     try:
-        with open(out_path, "w", encoding="utf-8") as out:
-            for line in shared.launch_lines(argv, stdout=out):
+        with shared.job("quant compare", argv) as child:
+            for line in shared.job_lines(child):
                 match = PROGRESS_RE.match(line)
                 if match:
                     pct, what = int(match.group(1)), match.group(2)
@@ -407,10 +407,9 @@ def compare_quantizations(request: gr.Request | None, progress=gr.Progress(),
                     yield (f"{pct}% · {widgets.clean_message(what)} · "
                            f"{shared.duration(time.monotonic() - started)}",
                            gr.skip(), gr.skip())
-        result = json.loads(out_path.read_text(encoding="utf-8"))
+            result = shared.job_result(child)
     finally:
         yaml_path.unlink(missing_ok=True)
-        out_path.unlink(missing_ok=True)
     lang = lang_of(request)
     yield (compare_markdown(result, time.monotonic() - started),
            compare_table(table_frame(result), lang),

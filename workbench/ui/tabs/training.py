@@ -2,19 +2,19 @@
 with step/total, elapsed and ETA; loss and learning-rate plots; the tail of the log), the
 list of runs with their state, and Resume for a stopped or failed run.
 
-Training runs in its own process (`workbench.jobs`); this tab only starts it and reads its
-run folder. A `gr.Timer` polls the folder, and on page load the view attaches to the
+Training runs in its own process (`workbench.runs.jobs`); this tab only starts it and
+reads its run folder. A `gr.Timer` polls the folder, and on page load the view attaches to the
 running job (or the newest run), so a reload or a second browser tab sees the same run.
 Widgets: every `train.*` Preset field.
 
-"Dry run" trains 5 steps of the page's settings in its own process (`launch.py dryrun`,
-nothing kept) and shows the measured speed, peak memory and ETA beside the estimate.
+"Dry run" trains 5 steps of the page's settings in its own process (`launch.py dryrun`
+through jobs.spawn, nothing kept; progress from its log, figures from its result file)
+and shows the measured speed, peak memory and ETA beside the estimate.
 """
 
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -162,20 +162,18 @@ def dry_run(progress=gr.Progress(), *values):
     shared.refuse_if_busy("a dry run")
     preset = widgets.to_preset(values)
     yaml_path = shared.temp_preset(preset, "dryrun-")
-    out_path = yaml_path.with_suffix(".json")
     progress(0, desc=text("dry.starting"))
     yield f"{m('dry.starting')}"
     try:
-        argv = ["dryrun", str(yaml_path), "--steps", str(DRY_RUN_STEPS),
-                "--json-out", str(out_path)]
+        argv = ["dryrun", str(yaml_path), "--steps", str(DRY_RUN_STEPS)]
         # glibc then returns freed memory, so the measured peak RSS follows live tensors
-        for line in shared.launch_lines(argv, env={"MALLOC_MMAP_THRESHOLD_": "65536"}):
-            progress(None, desc=line[:80])
-            yield f"{m('dry.running')} · `{html.escape(line[:120])}`"
-        result = json.loads(out_path.read_text(encoding="utf-8"))
+        with shared.job("dryrun", argv, env={"MALLOC_MMAP_THRESHOLD_": "65536"}) as child:
+            for line in shared.job_lines(child):
+                progress(None, desc=line[:80])
+                yield f"{m('dry.running')} · `{html.escape(line[:120])}`"
+            result = shared.job_result(child)
     finally:
         yaml_path.unlink(missing_ok=True)
-        out_path.unlink(missing_ok=True)
     yield dry_run_markdown(result)
 
 
