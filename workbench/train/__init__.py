@@ -24,6 +24,12 @@ from workbench import runs
 from workbench.config import Preset
 from workbench.errors import WorkbenchError
 
+__all__ = ["BNB_OPTIMIZERS", "is_main_process", "effective_optimizer", "oom_advice",
+           "build_datasets", "lora_config", "sft_config", "make_callback",
+           "train", "keep_4bit_trainable", "build_trainer", "lora", "memory", "preview",
+           "dryrun", "measure"]
+
+
 BNB_OPTIMIZERS = ("paged_adamw_32bit", "paged_adamw_8bit", "adamw_8bit")
 
 
