@@ -266,38 +266,49 @@ def bf16_slowdown(measure: bool = False) -> float | None:
     return ratio
 
 
-def measure_matmul_flops(dtype: str, n: int = 1024, repeats: int = 5) -> float:
-    """Best FLOP/s of an n×n @ n×n matmul in `dtype` on the CPU with torch's threads."""
+def measure_matmul_flops(dtype: str, n: int | None = None, repeats: int = 5,
+                         device: str = "cpu") -> float:
+    """Best FLOP/s of an n×n @ n×n matmul in `dtype` with torch's threads (or on the GPU:
+    n 8192, synchronised)."""
     import torch
     dt = getattr(torch, dtype)
-    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
+    n = n or (8192 if device == "cuda" else 1024)
+    a = torch.randn(n, n, dtype=dt, device=device)
+    b = torch.randn(n, n, dtype=dt, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     t0 = time.perf_counter()
     a @ b  # warm-up
-    if time.perf_counter() - t0 > 0.3 and n > 256:  # emulated dtype: keep the probe short
-        return measure_matmul_flops(dtype, n // 2, repeats)
+    sync()
+    if device == "cpu" and time.perf_counter() - t0 > 0.3 and n > 256:
+        return measure_matmul_flops(dtype, n // 2, repeats)  # emulated: keep it short
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - t0)
     return 2.0 * n ** 3 / max(best, 1e-9)
 
 
-def matmul_peak_flops(dtype: str) -> float:
-    """This CPU's matmul peak in `dtype`, measured once (≤ 1-2 s) and cached with the
-    bf16 probe: the denominator of the dry run's FLOP utilisation."""
+def matmul_peak_flops(dtype: str, device: str = "cpu") -> float:
+    """This machine's matmul peak in `dtype` on `device`: the denominator of the dry run's
+    FLOP utilisation. Measured at each call (≤ 1-2 s) and cached as the best seen, since a
+    shared machine only ever makes a measurement lower than the real peak."""
     from workbench import paths
     path = paths.cache_dir() / "matmul_peak.json"
-    key = f"{_probe_key()}|{dtype}"
+    key = f"{_probe_key()}|{dtype}" + ("" if device == "cpu" else
+                                       f"|{device}:{cuda_state()[2]}")
     try:
         cached = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         cached = {}
     if not isinstance(cached, dict):
         cached = {}
-    if isinstance(cached.get(key), (int, float)):
-        return float(cached[key])
-    cached[key] = round(measure_matmul_flops(dtype))
+    best = cached.get(key) if isinstance(cached.get(key), (int, float)) else 0
+    now = round(measure_matmul_flops(dtype, device=device))
+    if now <= best:
+        return float(best)
+    cached[key] = now
     tmp = path.with_name(f".matmul_peak.{os.getpid()}.tmp")
     try:
         tmp.write_text(json.dumps(cached, indent=1) + "\n", encoding="utf-8")
