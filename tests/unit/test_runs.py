@@ -229,3 +229,23 @@ def test_a_child_that_dies_before_taking_over_is_an_error(monkeypatch):
         "sys.exit(2)", *argv])
     with pytest.raises(RunError, match="did not start: no such thing"):
         jobs.start(Preset(), "broken")
+
+
+def test_polled_reads_parse_a_file_again_only_when_it_changed(tmp_path, monkeypatch):
+    """The app polls every 2 s while training (issue 9): unchanged files are not re-parsed,
+    changed ones are read fresh."""
+    from workbench import runs
+    run = tmp_path / "r"
+    run.mkdir()
+    runs.append_metrics(run, {"step": 1, "loss": 2.0})
+    parsed = []
+    real = runs._read_metrics
+    monkeypatch.setattr(runs, "_read_metrics", lambda p: parsed.append(p) or real(p))
+    assert [m["step"] for m in runs.metrics(run)] == [1]
+    assert [m["step"] for m in runs.metrics(run)] == [1]
+    assert len(parsed) == 1
+    runs.append_metrics(run, {"step": 2, "loss": 1.5})
+    assert [m["step"] for m in runs.metrics(run)] == [1, 2] and len(parsed) == 2
+    first = runs.metrics(run)
+    first.append({"step": 99})  # callers get their own list
+    assert len(runs.metrics(run)) == 2

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,11 +118,43 @@ def pid_alive(pid) -> bool:
         return True
 
 
-def read_json(path: Path) -> dict:
+# The app polls every run folder every two seconds while a run trains: files are parsed
+# again only when their size or mtime changed (issue 9: the app's own cost while training).
+_READ_CACHE: dict[tuple[str, str], tuple[tuple[int, int], object]] = {}
+_READ_LOCK = threading.Lock()
+
+
+def _cached(path: Path, kind: str, parse):
+    """parse(path), reused while the file's (size, mtime) stays the same."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        _READ_CACHE.pop((str(path), kind), None)
+        return parse(path)
+    stamp = (st.st_size, st.st_mtime_ns)
+    key = (str(path), kind)
+    with _READ_LOCK:
+        hit = _READ_CACHE.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    value = parse(path)
+    with _READ_LOCK:
+        if len(_READ_CACHE) > 512:  # many runs listed: start over rather than grow
+            _READ_CACHE.clear()
+        _READ_CACHE[key] = (stamp, value)
+    return value
+
+
+def _read_json_file(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file as a dict ({} when missing or half-written); a fresh copy each call."""
+    return dict(_cached(Path(path), "json", _read_json_file))
 
 
 def status(run: str | os.PathLike) -> dict:
@@ -175,9 +208,13 @@ def write_status(run: Path, **fields) -> dict:
 
 def metrics(run: str | os.PathLike) -> list[dict]:
     """Every complete line of metrics.jsonl (a half-written last line is skipped)."""
+    return list(_cached(Path(run) / "metrics.jsonl", "metrics", _read_metrics))
+
+
+def _read_metrics(path: Path) -> list[dict]:
     out = []
     try:
-        with open(Path(run) / "metrics.jsonl", encoding="utf-8") as fh:
+        with open(path, encoding="utf-8") as fh:
             for line in fh:
                 try:
                     out.append(json.loads(line))

@@ -102,7 +102,8 @@ def build(ctx) -> TrainingTab:
         resume = gr.Button(t("train.resume"), scale=1, interactive=False,
                            elem_id="train-resume")
     runs_table = gr.Markdown(elem_id="train-runs")
-    timer = gr.Timer(POLL_SECONDS)
+    # active only while this tab shows (ui/app.py); page load reads the folder once
+    timer = gr.Timer(POLL_SECONDS, active=False)
     shown = gr.State(None)
     tab = TrainingTab(settings, run_name, start, stop, resume, run, notice, progress,
                       plots["loss"], plots["eval_loss"], plots["learning_rate"], log,
