@@ -194,8 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from workbench.errors import error_line
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # text that cannot be encoded (a file name with undecodable bytes, a non-UTF-8
+    # terminal) prints as \udc80-style escapes instead of raising UnicodeEncodeError
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
@@ -206,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except WorkbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except WorkbenchError as exc:  # one line, escaped and capped (errors.error_line)
+        print(error_line(exc), file=sys.stderr)
         if getattr(args, "json_out", None):  # a job's caller reads its result file
             from workbench.runs.jobs import write_result
             write_result(args.json_out, {"error": str(exc)})
