@@ -6,20 +6,34 @@ with the same rules. `Preset.from_dict()` validates and names the field on any e
 
     >>> Preset.from_dict({"lora": {"rank": 8}})
     PresetError: lora.rank: unknown key (did you mean lora.r?)
+
+Long because the fields, their checks and the YAML parser (`load_yaml`, with the limits
+on nesting, numbers and aliases that preset files and `--set` values share) decide
+together what a preset may hold; split up, a reader could skip a check.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.errors import PresetError
+from workbench.errors import PresetError, WorkbenchError, describe, path_text, plain, shown
 
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
 ALL_LINEAR = "all-linear"   # LoRA on every linear layer but the output head (peft's name)
+
+# Limits on user input, checked before parsing or converting (issue 13). A preset is a few
+# dozen values three levels deep; the data readers share MAX_NUMBER_DIGITS.
+MAX_NUMBER_DIGITS = 1000        # a number written with more characters is refused
+YAML_MAX_CHARS = 1_000_000      # a preset file or a --set value
+YAML_MAX_DEPTH = 32             # nested mappings and lists
+YAML_MAX_NODES = 100_000        # values, each alias (*name) counted in full
+PLACEHOLDER_NAME = r"[A-Za-z_][\w.-]*"   # the name inside {{...}} (data.placeholders keys)
 
 
 def _f(default, help, *, label=None, choices=None, min=None, max=None, step=None,
@@ -188,7 +202,20 @@ class Preset:
     # -- conversion -------------------------------------------------------------------
     @classmethod
     def from_dict(cls, raw: dict | None, where: str = "preset") -> "Preset":
-        """Validate a plain dict (from YAML) into a Preset; errors name `where` and field."""
+        """Validate a plain dict (from YAML) into a Preset; errors name `where` and field.
+        Whatever `raw` holds, the result is a Preset or a PresetError."""
+        where = path_text(where, 120)
+        try:
+            return cls._from_dict(raw, where)
+        except WorkbenchError:
+            raise
+        except RecursionError:
+            raise PresetError(f"{where}: nested too deeply") from None
+        except Exception as exc:  # a value no check foresaw: still the user's to fix
+            raise PresetError(f"{where}: cannot use this preset ({describe(exc)})") from None
+
+    @classmethod
+    def _from_dict(cls, raw, where: str) -> "Preset":
         raw = {} if raw is None else raw
         if not isinstance(raw, dict):
             raise PresetError(f"{where}: expected a mapping of sections "
@@ -196,12 +223,13 @@ class Preset:
         sections = {}
         for key, value in raw.items():
             if key not in SECTIONS:
-                raise PresetError(f"{where}: {key}: unknown section{_did_you_mean(key, SECTIONS)}")
+                raise PresetError(f"{where}: {plain(key)}: unknown section"
+                                  f"{_did_you_mean(key, SECTIONS)}")
             if value is None:
                 value = {}
             if not isinstance(value, dict):
                 raise PresetError(f"{where}: {key}: expected a mapping of keys, "
-                                  f"got {value!r}")
+                                  f"got {shown(value)}")
             sections[key] = _build_section(SECTIONS[key], key, value, where)
         preset = cls(**sections)
         preset.check()
@@ -215,23 +243,24 @@ class Preset:
 
     def with_overrides(self, overrides: list[str] | dict, where: str = "--set") -> "Preset":
         """Apply `section.key=value` strings (values parsed as YAML) or a {dotted: value} dict."""
-        import yaml
         data = self.to_dict()
         items = overrides.items() if isinstance(overrides, dict) else [
             _split_override(o, where) for o in overrides]
         for dotted, value in items:
+            if not isinstance(dotted, str):
+                raise PresetError(f"{where}: {shown(dotted)}: expected section.key")
             if isinstance(value, str) and not isinstance(overrides, dict):
                 try:
-                    value = yaml.safe_load(value) if value != "" else ""
-                except yaml.YAMLError:
+                    value = load_yaml(value, f"{where}: {plain(dotted)}") if value != "" else ""
+                except _InvalidYaml:
                     pass  # keep as string; the type check below names the field
             section, _, key = dotted.partition(".")
             if section not in SECTIONS:
-                raise PresetError(f"{where}: {dotted}: unknown section"
+                raise PresetError(f"{where}: {plain(dotted)}: unknown section"
                                   f"{_did_you_mean(section, SECTIONS)}")
             names = [f.name for f in dataclasses.fields(SECTIONS[section])]
             if key not in names:
-                raise PresetError(f"{where}: {dotted}: unknown key"
+                raise PresetError(f"{where}: {plain(dotted)}: unknown key"
                                   f"{_did_you_mean(key, names, section + '.')}")
             data[section][key] = value
         return Preset.from_dict(data, where)
@@ -247,18 +276,19 @@ class Preset:
 # -- validation helpers -----------------------------------------------------------------
 
 def _did_you_mean(key: str, valid, prefix: str = "") -> str:
-    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.5)
+    key = key[:100] if isinstance(key, str) else plain(key)
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
     if not close:
         # a prefix match catches short names such as rank -> r
-        close = [v for v in valid if str(key).startswith(v) or v.startswith(str(key))][:1]
+        close = [v for v in valid if key and (key.startswith(v) or v.startswith(key))][:1]
     if close:
         return f" (did you mean {prefix}{close[0]}?)"
     return f" (valid: {', '.join(prefix + v for v in valid)})"
 
 
 def _split_override(text: str, where: str) -> tuple[str, str]:
-    if "=" not in text or "." not in text.split("=", 1)[0]:
-        raise PresetError(f"{where}: {text!r}: expected section.key=value, "
+    if not isinstance(text, str) or "=" not in text or "." not in text.split("=", 1)[0]:
+        raise PresetError(f"{where}: {shown(text)}: expected section.key=value, "
                           "e.g. train.max_steps=10")
     key, _, value = text.partition("=")
     return key.strip(), value.strip()
@@ -296,12 +326,17 @@ def _build_section(cls, section: str, values: dict, where: str):
     kwargs = {}
     for key, value in values.items():
         if key not in names:
-            raise PresetError(f"{where}: {section}.{key}: unknown key"
+            raise PresetError(f"{where}: {section}.{plain(key)}: unknown key"
                               f"{_did_you_mean(key, names, section + '.')}")
     for f in dataclasses.fields(cls):
         if f.name in values:
             kwargs[f.name] = _check_value(section, f, values[f.name], where)
     return cls(**kwargs)
+
+
+# fields that hold a path: a file name whose bytes are not UTF-8 arrives with surrogates
+_PATH_FIELDS = {("data", "path"), ("model", "name_or_path")}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _check_value(section: str, f, value, where: str):
@@ -316,62 +351,215 @@ def _check_value(section: str, f, value, where: str):
         raise PresetError(f"{name}: a value is required (got null)")
     if kind == "bool":
         if not isinstance(value, bool):
-            raise PresetError(f"{name}: expected true or false, got {value!r}")
+            raise PresetError(f"{name}: expected true or false, got {shown(value)}")
         return value
     if kind in ("int", "float"):
-        if isinstance(value, str):
-            # YAML 1.1 reads 1e-4 (no dot) as text; a number written as text is a number
-            try:
-                value = float(value.strip().replace("_", ""))
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise PresetError(f"{name}: expected a number, got {value!r}")
-        if kind == "int":
-            if isinstance(value, float) and not value.is_integer():
-                raise PresetError(f"{name}: expected a whole number, got {value!r}")
-            value = int(value)
-        else:
-            value = float(value)
-            if math.isnan(value) or math.isinf(value):
-                raise PresetError(f"{name}: expected a finite number, got {value!r}")
-        lo, hi = meta.get("min"), meta.get("max")
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise PresetError(f"{name}: {value!r} is out of range; allowed {lo} to {hi}")
-        return value
+        return _check_number(name, kind, meta, value)
     if kind == "dict":
         if not isinstance(value, dict):
-            raise PresetError(f"{name}: expected a mapping like {{key: value}}, got {value!r}")
+            raise PresetError(f"{name}: expected a mapping like {{key: value}}, "
+                              f"got {shown(value)}")
         bad = [k for k in value if not isinstance(k, str)]
         if bad:
-            raise PresetError(f"{name}: keys must be text, got {bad[0]!r}")
+            raise PresetError(f"{name}: keys must be text, got {shown(bad[0])}")
         if f.name == "columns":
             for role, col in value.items():
                 if role not in COLUMN_ROLES:
-                    raise PresetError(f"{name}.{role}: unknown role"
+                    raise PresetError(f"{name}.{plain(role)}: unknown role"
                                       f"{_did_you_mean(role, COLUMN_ROLES)}")
                 if not isinstance(col, str) or not col:
-                    raise PresetError(f"{name}.{role}: expected a column name, got {col!r}")
+                    raise PresetError(f"{name}.{role}: expected a column name, "
+                                      f"got {shown(col)}")
+                _check_text(f"{name}.{role}", col)
         else:
-            value = {k: "" if v is None else str(v) for k, v in value.items()}
+            for k in value:
+                if not re.fullmatch(PLACEHOLDER_NAME, k):
+                    raise PresetError(f"{name}: {shown(k)} is not a placeholder name (the "
+                                      "name inside {{...}}: letters, digits, '_', '.', '-')")
+            value = {k: _scalar_text(f"{name}.{plain(k)}", v) for k, v in value.items()}
         return dict(value)
     if f.name == "target_modules":
         if isinstance(value, str) and value.strip():
-            return value.strip()
+            return _check_text(name, value.strip())
         if (isinstance(value, list) and value
                 and all(isinstance(v, str) and v.strip() for v in value)):
-            return [v.strip() for v in value]
+            return [_check_text(name, v.strip()) for v in value]
         raise PresetError(f"{name}: expected 'all-linear' or a non-empty list of module "
-                          f"names, got {value!r}")
+                          f"names, got {shown(value)}")
     # plain strings
     if not isinstance(value, str):
-        raise PresetError(f"{name}: expected text, got {value!r}")
+        raise PresetError(f"{name}: expected text, got {shown(value)}")
+    _check_text(name, value, "; rename the file to a UTF-8 name" if (
+        section, f.name) in _PATH_FIELDS else "")
     choices = meta.get("choices")
     if choices and value not in choices:
-        raise PresetError(f"{name}: {value!r} is not one of {', '.join(choices)}"
+        raise PresetError(f"{name}: {shown(value)} is not one of {', '.join(choices)}"
                           f"{_did_you_mean(value, choices) if _close(value, choices) else ''}")
     return value
 
 
+def _check_number(name: str, kind: str, meta, value):
+    """A number field's value: numbers written as text are read (YAML 1.1 reads 1e-4,
+    without a dot, as text); nan, inf, 1e400 and out-of-range values are refused."""
+    original = value
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        try:
+            value = float(text) if len(text) <= MAX_NUMBER_DIGITS else value
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PresetError(f"{name}: expected a number, got {shown(original)}")
+    if isinstance(value, float) and math.isnan(value):
+        raise PresetError(f"{name}: expected a number, got {shown(original)}")
+    lo, hi = meta.get("min"), meta.get("max")
+    # before any conversion: int(inf) and float(10**400) would raise
+    if (lo is not None and value < lo) or (hi is not None and value > hi) or (
+            isinstance(value, float) and math.isinf(value)):
+        raise PresetError(f"{name}: {shown(original)} is out of range; allowed {lo} to {hi}")
+    if kind == "int":
+        if isinstance(value, float) and not value.is_integer():
+            raise PresetError(f"{name}: expected a whole number, got {shown(original)}")
+        return int(value)
+    return float(value)
+
+
+def _check_text(name: str, value: str, hint: str = "") -> str:
+    """Text that the tokenizer, YAML and the terminal can take: no lone surrogates."""
+    bad = None if value.isascii() else _SURROGATE.search(value)
+    if bad:
+        raise PresetError(f"{name}: contains a lone surrogate \\u{ord(bad.group()):04x} at "
+                          f"character {bad.start()}, which is not valid Unicode{hint}")
+    return value
+
+
+def _scalar_text(name: str, value) -> str:
+    """A placeholder's value as text: text, a number or true/false."""
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool) and (
+            value.bit_length() > MAX_NUMBER_DIGITS * 3.33):
+        raise PresetError(f"{name}: a number of more than {MAX_NUMBER_DIGITS} digits")
+    if not isinstance(value, (str, int, float)):
+        raise PresetError(f"{name}: expected text or a number, got {shown(value)}")
+    return _check_text(name, str(value))
+
+
 def _close(value, choices) -> bool:
-    return bool(difflib.get_close_matches(value, choices, n=1, cutoff=0.5))
+    return bool(difflib.get_close_matches(value[:100], choices, n=1, cutoff=0.5))
+
+
+# -- YAML: the one parser for preset files and --set values --------------------------------
+
+class _InvalidYaml(PresetError):
+    """Text that is not valid YAML, as opposed to YAML over a limit."""
+
+
+def load_yaml(text: str, where: str):
+    """Parse preset YAML (yaml.safe_load) within the limits above. Every failure is a
+    PresetError naming `where` and the line: syntax errors, values a tag cannot take
+    (`!!int abc`, a date like 2001-13-45), nesting deeper than YAML_MAX_DEPTH, numbers
+    longer than MAX_NUMBER_DIGITS, aliases that expand past YAML_MAX_NODES values."""
+    import yaml
+    if len(text) > YAML_MAX_CHARS:
+        raise PresetError(f"{where}: {len(text):,} characters of YAML; a preset is at most "
+                          f"{YAML_MAX_CHARS:,}")
+    try:
+        _check_yaml_limits(text, where)
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a safe loader)
+    except WorkbenchError:
+        raise
+    except yaml.YAMLError as exc:
+        raise _InvalidYaml(f"{where}:{_yaml_place(exc, text)} invalid YAML: "
+                           f"{_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise PresetError(f"{where}: nested too deeply (at most {YAML_MAX_DEPTH} "
+                          "levels)") from None
+    except Exception as exc:
+        raise _InvalidYaml(f"{where}: invalid YAML ({describe(exc)})") from None
+
+
+def _yaml_place(exc, text: str) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return f" line {mark.line + 1}, column {mark.column + 1}:"
+    pos = getattr(exc, "position", None)  # ReaderError: a character YAML does not allow
+    if isinstance(pos, int):
+        line, column = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+        return f" line {line}, column {column}:"
+    return ""
+
+
+def _yaml_problem(exc) -> str:
+    problem = getattr(exc, "problem", None)
+    return describe(problem if problem else exc)
+
+
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+def _check_yaml_limits(text: str, where: str) -> None:
+    """Walk the parser's events (no objects built, no recursion) and refuse nesting, long
+    numbers and alias expansion past the limits before the constructor runs."""
+    import yaml
+    from yaml import events
+    resolver = yaml.resolver.Resolver()
+    depth, nodes, opened, anchors = 0, 0, [], {}
+    for ev in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        at = f"{where}: line {ev.start_mark.line + 1}" if ev.start_mark else where
+        if isinstance(ev, events.CollectionStartEvent):
+            depth += 1
+            if depth > YAML_MAX_DEPTH:
+                raise PresetError(f"{at}: nested more than {YAML_MAX_DEPTH} levels deep; a "
+                                  "preset needs three (section, key, value)")
+            opened.append((ev.anchor, nodes))
+            nodes += 1
+        elif isinstance(ev, events.CollectionEndEvent):
+            depth -= 1
+            anchor, start = opened.pop()
+            if anchor is not None:
+                anchors[anchor] = nodes - start
+        elif isinstance(ev, events.ScalarEvent):
+            nodes += 1
+            if ev.anchor is not None:
+                anchors[ev.anchor] = 1
+            if len(ev.value) > MAX_NUMBER_DIGITS and (ev.tag in _NUMBER_TAGS or (
+                    ev.tag is None and ev.implicit[0] and resolver.resolve(
+                        yaml.ScalarNode, ev.value, (True, False)) in _NUMBER_TAGS)):
+                raise PresetError(f"{at}: a number of {len(ev.value):,} characters; numbers "
+                                  f"are limited to {MAX_NUMBER_DIGITS} digits")
+        elif isinstance(ev, events.AliasEvent):
+            if any(anchor == ev.anchor for anchor, _ in opened):
+                raise PresetError(f"{at}: the alias *{plain(ev.anchor, 40)} is inside the "
+                                  "value it names (a loop); write the value out instead")
+            nodes += anchors.get(ev.anchor, 1)
+        if nodes > YAML_MAX_NODES:
+            raise PresetError(f"{at}: more than {YAML_MAX_NODES:,} values (each alias *name "
+                              "counted in full); write the values out instead of aliasing")
+
+
+@functools.cache
+def _yaml_loader():
+    """yaml's safe loader (libyaml's when installed: ten times faster) whose constructor
+    errors that are not YAMLError (ValueError from `!!int abc` or 2001-13-45, IndexError
+    from `!!float ''`, KeyError from `!!bool maybe`, AttributeError from `!!timestamp bad`)
+    become YAMLErrors with the node's line."""
+    import yaml
+
+    class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        def construct_object(self, node, deep=False):
+            try:
+                return super().construct_object(node, deep)
+            except (yaml.YAMLError, RecursionError):
+                raise
+            except Exception as exc:
+                tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+                value = node.value if isinstance(node.value, str) else ""
+                why = describe(exc, 60) if type(exc) is ValueError else ""
+                # "month must be in 1..12" helps; "invalid literal for int()" repeats
+                why = "" if why.startswith(("invalid literal", "could not")) else f" ({why})"
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{shown(value, 40)} is not a valid {tag}{why}",
+                    node.start_mark) from None
+
+    return Loader

@@ -1,6 +1,7 @@
 """YAML <-> Preset, and the preset library: built-ins (read-only, in presets/) and user
-presets (in WORKBENCH_HOME/presets/). Only `yaml.safe_load`; names are checked so a
-preset name can never point outside its folder."""
+presets (in WORKBENCH_HOME/presets/). Only a safe loader (`config.load_yaml`, with limits
+on size, nesting, numbers and aliases); names are checked so a preset name can never point
+outside its folder. Every way a preset file can be wrong ends in one PresetError line."""
 
 from __future__ import annotations
 
@@ -12,31 +13,37 @@ from pathlib import Path
 import yaml
 
 from workbench import paths
-from workbench.config import Preset
-from workbench.errors import PresetError
+from workbench.config import YAML_MAX_CHARS, Preset, load_yaml
+from workbench.errors import PresetError, path_text, plain, printable, shown
 
-NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# \A...\Z, not ^...$: "name\n" must not pass (`$` matches before a final newline)
+NAME_RE = re.compile(r"\A[A-Za-z0-9._-]{1,64}\Z")
+
+
+def _is_name(name) -> bool:
+    return isinstance(name, str) and NAME_RE.fullmatch(name) is not None
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name) or name in (".", ".."):
-        raise PresetError(f"preset name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    if not _is_name(name) or name in (".", ".."):
+        raise PresetError(f"preset name {shown(name)}: use 1-64 letters, digits, '.', '_' "
+                          "or '-'")
     return name
 
 
 def parse_yaml(text: str, where: str) -> Preset:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        place = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PresetError(f"{where}:{place}: invalid YAML: {problem}") from None
+    """A preset from YAML text; `where` (a file name) opens every error message."""
+    where = path_text(where, 120)
+    raw = load_yaml(text, where)
+    if raw is None:  # nothing but comments or blanks: not the default preset by accident
+        raise PresetError(f"{where}: empty preset file; write at least one section (model, "
+                          "data, quantization, lora, train, generation) or `{}` for the "
+                          "defaults")
     return Preset.from_dict(raw, where)
 
 
 def description(text: str) -> str:
-    """The opening comment of a preset file, without '#'."""
+    """The opening comment of a preset file, without '#' (control characters escaped)."""
     lines = []
     for line in text.splitlines():
         if not line.startswith("#"):
@@ -45,50 +52,87 @@ def description(text: str) -> str:
         if text.lower().startswith("run it:"):  # the command line is not the description
             break
         lines.append(text)
-    return " ".join(l for l in lines if l)
+    return printable(" ".join(l for l in lines if l))
+
+
+def _names(folder: Path) -> list[str]:
+    """Preset names in a folder: regular *.yaml files whose stem is a valid name."""
+    return sorted(p.stem for p in folder.glob("*.yaml") if _is_name(p.stem) and p.is_file())
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.stem for p in paths.builtin_presets_dir().glob("*.yaml"))
+    return _names(paths.builtin_presets_dir())
 
 
 def user_names() -> list[str]:
-    return sorted(p.stem for p in paths.user_presets_dir().glob("*.yaml"))
+    return _names(paths.user_presets_dir(create=False))
+
+
+def _head(path: Path) -> str:
+    """The first few KB of a preset file as text, for its description; '' if unreadable."""
+    try:
+        with paths.open_regular(path, str(path), PresetError) as fh:
+            return fh.read(8192).decode("utf-8", errors="replace")
+    except (OSError, PresetError):
+        return ""
 
 
 def list_presets() -> list[dict]:
     """[{name, kind: builtin|user, description, path}], built-ins first."""
     out = []
     for kind, folder, names in (("builtin", paths.builtin_presets_dir(), builtin_names()),
-                                ("user", paths.user_presets_dir(), user_names())):
+                                ("user", paths.user_presets_dir(create=False),
+                                 user_names())):
         for name in names:
             path = folder / f"{name}.yaml"
             out.append({"name": name, "kind": kind, "path": str(path),
-                        "description": description(path.read_text(encoding="utf-8"))})
+                        "description": description(_head(path))})
     return out
 
 
 def find(name_or_path: str) -> Path:
     """A built-in name, a user preset name, or a path to a YAML file."""
-    if NAME_RE.match(name_or_path) and not name_or_path.endswith((".yaml", ".yml")):
-        for folder in (paths.user_presets_dir(), paths.builtin_presets_dir()):
+    if not isinstance(name_or_path, str):
+        raise PresetError(f"preset {shown(name_or_path)}: expected a name or a path")
+    if _is_name(name_or_path) and not name_or_path.endswith((".yaml", ".yml")):
+        for folder in (paths.user_presets_dir(create=False), paths.builtin_presets_dir()):
             candidate = folder / f"{name_or_path}.yaml"
             if candidate.is_file():
                 return candidate
-    path = Path(name_or_path).expanduser()
-    if path.is_file():
+    path = paths.expand(name_or_path, PresetError)
+    st = paths.file_stat(path, name_or_path, PresetError)
+    if st is not None:
+        why = paths.not_regular(st)
+        if why:
+            raise PresetError(f"preset {path_text(name_or_path)}: {why}")
         return path
-    known = ", ".join(builtin_names() + user_names())
-    raise PresetError(f"preset {name_or_path!r} not found (known presets: {known}; or give "
-                      "a path to a .yaml file)")
+    known = _known()
+    raise PresetError(f"preset {shown(name_or_path)} not found (known presets: {known}; or "
+                      "give a path to a .yaml file)")
+
+
+def _known(limit: int = 8) -> str:
+    names = builtin_names() + user_names()
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(plain(n) for n in names[:limit]) + more
 
 
 def load(name_or_path: str, overrides: list[str] | None = None) -> Preset:
     path = find(name_or_path)
+    where = path_text(path, 120)
     try:
-        text = path.read_text(encoding="utf-8")
+        with paths.open_regular(path, str(path), PresetError, max_bytes=YAML_MAX_CHARS,
+                                what="preset file") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise PresetError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PresetError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise PresetError(f"{where}: not UTF-8 text (byte {exc.start}); save it as "
+                          "UTF-8") from None
+    if text.startswith("\ufeff"):  # a BOM from Notepad
+        text = text[1:]
     preset = parse_yaml(text, str(path))
     return preset.with_overrides(overrides) if overrides else preset
 
