@@ -275,10 +275,15 @@ def test_unrecognised_format_lists_columns_and_expected_formats(tmp_path):
     f = jsonl(tmp_path / "odd.jsonl", [{"question": "q", "answer": "a"}])
     msg = error(f)
     assert "odd.jsonl" in msg and "question, answer" in msg
-    for fmt in ("alpaca (instruction", "sharegpt (conversations", "messages (messages",
-                "prompt_completion (prompt, completion", "text (text"):
+    # a concrete mapping hint when one fits (the message stays within one short line)
+    assert "look like alpaca" in msg and "{instruction: question, output: answer}" in msg
+    g = jsonl(tmp_path / "odder.jsonl", [{"foo": "q", "bar": "a"}])
+    msg = error(g)
+    assert "odder.jsonl" in msg and "foo, bar" in msg
+    for fmt in ("alpaca (instruction, output)", "sharegpt (conversations)", "messages, ",
+                "prompt_completion (prompt, completion)", "text"):
         assert fmt in msg
-    assert "{instruction: question, output: answer}" in msg  # a concrete mapping hint
+    assert len(msg) <= 300 and not msg.endswith("…")
 
 
 def test_forced_format_names_missing_column(tmp_path):

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from workbench.config import DataCfg
-from workbench.data.files import kind, read_rows, resolve_files
-from workbench.data.normalise import drop_reason, fill, has_prompt, normalise
-from workbench.errors import DataError
+from workbench.data.files import kind, names_text, read_rows, resolve_files
+from workbench.data.normalise import check_text, drop_reason, fill, has_prompt, normalise
+from workbench.errors import DataError, WorkbenchError, describe, path_text
 
 __all__ = ["FORMATS", "MIN_EVAL_ROWS", "LoadedData", "load", "inspect", "sample_indices",
            "suggest_mapping", "to_examples", "split", "Scan", "files", "normalise", "stats"]
@@ -237,11 +237,24 @@ class Scan:
         self.ranges: list[dict] = []
         self.unfilled: set[str] = set()
         self.bytes_done, self.bytes_total = 0, 0
+        self._at: str | None = None  # the row being read, for errors no check foresaw
 
     def rows(self) -> Iterator[dict]:
         return (row for _, _, row, reason in self.walk() if reason is None)
 
     def walk(self) -> Iterator[tuple[int, str, dict, str | None]]:
+        """The boundary: whatever the files hold, rows come out or one DataError naming
+        the file and the row (a failure no check foresaw included)."""
+        self._at = None
+        try:
+            yield from self._walk()
+        except WorkbenchError:
+            raise
+        except Exception as exc:
+            at = self._at or ", ".join(path_text(f) for f in self.files) or "data.path"
+            raise DataError(f"{at}: cannot read this row ({describe(exc)})") from None
+
+    def _walk(self) -> Iterator[tuple[int, str, dict, str | None]]:
         files = resolve_files(self.cfg.path)  # all checked before reading any
         self.files = [name for name, _ in files]
         sizes = [path.stat().st_size for _, path in files]
@@ -254,17 +267,22 @@ class Scan:
 
             def on_bytes(offset, before=before):
                 self.bytes_done = before + offset
+            shown_name = path_text(name)
             for where, raw in read_rows(path, name, on_bytes):
-                at = f"{name}: {where}"
+                self._at = at = f"{shown_name}: {where}"
                 if not isinstance(raw, dict):
                     raise DataError(f"{at}: expected an object of columns like "
                                     f'{{"instruction": ..., "output": ...}}, got {kind(raw)}')
                 for key in raw:
                     if key not in seen:
+                        if not isinstance(key, str):
+                            raise DataError(f"{at}: column names must be text, got "
+                                            f"{kind(key)}")
+                        check_text(key, at, "a column name")
                         seen.add(key)
                         self.columns.append(key)
                 if fmt is None:
-                    fmt = self._detect(raw, name)
+                    fmt = self._detect(raw, shown_name)
                 self.total += 1
                 self.ranges[-1]["last"] = self.total
                 raw = fill(raw, self.cfg.placeholders or {}, self.unfilled)
@@ -287,38 +305,45 @@ class Scan:
             if missing:
                 raise DataError(
                     f"{name}: data.format is {forced} but the first row has no "
-                    f"{', '.join(repr(m) for m in missing)} column (columns found: "
-                    f"{', '.join(raw) or 'none'}); map yours with data.columns, "
+                    f"{names_text(repr(m) for m in missing)} column (columns found: "
+                    f"{names_text(raw)}); map yours with data.columns, "
                     f"e.g. {{{FORMATS[forced][0][-1]}: your_column}}")
             fmt = forced
         else:
             fmt = next((f for f, (req, _) in FORMATS.items()
                         if all(col(r) in raw for r in req)), None)
             if fmt is None:
-                expected = "; ".join(
-                    f"{f} ({', '.join(req + [o + '?' for o in opt])})"
-                    for f, (req, opt) in FORMATS.items())
-                hint = {r: c for r, c in suggest_mapping(list(raw)).items() if r != c}
-                example = ("{" + ", ".join(f"{r}: {c}" for r, c in hint.items()) + "}"
-                           if hint else "{output: answer}")
-                raise DataError(
-                    f"{name}: no recognisable format; columns found in the first row: "
-                    f"{', '.join(raw) or 'none'}. Expected one of: {expected}. Map your "
-                    f"columns with data.columns, e.g. {example}")
+                raise DataError(f"{name}: no recognisable format (columns: "
+                                f"{names_text(raw, 8)}); "
+                                f"{_format_hint(list(raw))}")
         if self.format is None:
             self.format = fmt
         elif fmt != self.format:
-            raise DataError(f"{name}: is {fmt} but {self.files[0]} is {self.format}; files "
-                            "listed together must share one format")
+            raise DataError(f"{name}: is {fmt} but {path_text(self.files[0])} is "
+                            f"{self.format}; files listed together must share one format")
         return fmt
 
     def nothing_left(self) -> DataError:
-        where = ", ".join(self.files)
+        where = ", ".join(path_text(f) for f in self.files)
         if not self.total:
             return DataError(f"{where}: no rows found (the file has no data rows)")
         reasons = ", ".join(f"{k}: {v}" for k, v in self.drop_reasons.items())
         return DataError(f"{where}: no usable rows: all {self.total} rows were dropped "
                          f"({reasons})")
+
+
+def _format_hint(columns: list[str]) -> str:
+    """What to do about columns no format recognises: the data.columns mapping that
+    suggest_mapping finds, or else the formats and the columns each needs."""
+    mapping = suggest_mapping(columns)
+    hint = {r: c for r, c in mapping.items() if r != c}
+    fmt = next((f for f, (req, _) in FORMATS.items() if all(r in mapping for r in req)), None)
+    if hint and fmt:
+        example = "{" + ", ".join(f"{r}: {names_text([c])}" for r, c in hint.items()) + "}"
+        return f"they look like {fmt}: map them with data.columns, e.g. {example}"
+    expected = ", ".join(f if req == [f] else f"{f} ({', '.join(req)})"
+                         for f, (req, _) in FORMATS.items())
+    return f"map them with data.columns, e.g. {{output: answer}}; formats: {expected}"
 
 
 def _as_cfg(x) -> DataCfg:

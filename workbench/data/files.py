@@ -6,6 +6,14 @@ what an error message names ("row 7 (line 9)"), and tells `on_bytes(offset)` how
 file it is (for progress bars). Text is decoded from bytes line by line, so a bad byte is
 reported by its offset in the file and a large .jsonl is read with bounded memory (a .json
 array is parsed whole: use .jsonl for files of hundreds of MB).
+
+This is the boundary for data files (issue 13): whatever a file holds, reading it yields
+rows or raises one DataError line naming the file and the place. Only regular files are
+opened (a FIFO would block forever); JSON is parsed by `parse_json`, which refuses nesting
+deeper than MAX_DEPTH, numbers longer than config.MAX_NUMBER_DIGITS and floats that overflow
+(1e400) before they become objects; a line may be at most MAX_LINE_BYTES and a .json file at
+most JSON_MAX_BYTES; any other failure while reading (a damaged Parquet page, a library
+error) is reported with the last place read.
 """
 
 from __future__ import annotations
@@ -13,13 +21,19 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from workbench import paths
-from workbench.errors import DataError
+from workbench.config import MAX_NUMBER_DIGITS
+from workbench.errors import DataError, WorkbenchError, clip, describe, path_text, plain
 
 SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
+MAX_DEPTH = 100                  # nested lists and objects in one row (JSON, Parquet)
+MAX_LINE_BYTES = 256 * 2**20     # one line of a .jsonl or .csv file
+JSON_MAX_BYTES = 2**30           # a .json array is parsed whole
 OnBytes = Callable[[int], None] | None
 
 
@@ -28,25 +42,76 @@ def _ignore(offset: int) -> None:
 
 
 def resolve_files(spec: str) -> list[tuple[str, Path]]:
-    whole = paths.resolve_data_path(spec) if spec.strip() else None
-    names = [spec] if whole is not None and whole.exists() else [
+    if not isinstance(spec, str):
+        raise DataError(f"data.path: expected a file name, got {kind(spec)}")
+    whole = paths.resolve_data_path(spec, DataError) if spec.strip() else None
+    names = [spec] if whole is not None and paths.exists(whole) else [
         s.strip() for s in spec.split(",") if s.strip()]
     if not names:
         raise DataError("data.path is empty: choose a dataset file (.json, .jsonl, .csv, "
                         ".parquet)")
     out = []
     for name in names:
-        path = paths.resolve_data_path(name)
-        if not path.exists():
-            raise DataError(f"{name}: file not found (looked in {Path.cwd()} and "
-                            f"{paths.PROJECT_ROOT})")
-        if path.is_dir():
-            raise DataError(f"{name}: is a folder; choose a dataset file inside it")
+        path = paths.resolve_data_path(name, DataError)
+        shown_name = path_text(name)
+        st = paths.file_stat(path, name, DataError)
+        if st is None:
+            raise DataError(f"{shown_name}: file not found (looked in "
+                            f"{path_text(Path.cwd(), 60)} and {path_text(paths.PROJECT_ROOT, 60)})")
+        why = paths.not_regular(st)
+        if why:
+            raise DataError(f"{shown_name}: {why}")
         if path.suffix.lower() not in SUFFIXES:
-            raise DataError(f"{name}: unsupported file type {path.suffix or '(none)'!r}; "
-                            "use .json, .jsonl, .csv or .parquet")
+            raise DataError(f"{shown_name}: unsupported file type "
+                            f"{plain(path.suffix, 20) or '(none)'!r}; use .json, .jsonl, .csv "
+                            "or .parquet")
         out.append((name, path))
     return out
+
+
+# -- JSON within limits --------------------------------------------------------------------
+
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise DataError(f"a number of {len(text):,} digits; numbers are limited to "
+                        f"{MAX_NUMBER_DIGITS} digits")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise DataError(f"a number of {len(text):,} characters; numbers are limited to "
+                        f"{MAX_NUMBER_DIGITS} digits")
+    value = float(text)
+    if math.isinf(value):
+        raise DataError(f"the number {clip(text, 24)} is too large (at most about 1.8e308)")
+    return value
+
+
+def parse_json(text: str, where: str) -> Any:
+    """json.loads within the limits: nesting deeper than MAX_DEPTH, numbers longer than
+    MAX_NUMBER_DIGITS and floats past 1.8e308 raise DataError("{where}: ..."); bad syntax
+    raises json.JSONDecodeError for the caller to place."""
+    if text.count("[") + text.count("{") > MAX_DEPTH:  # only then can it be too deep
+        depth = 0
+        for m in _STRING_OR_BRACKET.finditer(text):
+            c = m.group()
+            if c == "[" or c == "{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise DataError(f"{where}: nested more than {MAX_DEPTH} levels deep "
+                                    "(lists and objects inside each other); flatten it")
+            elif c == "]" or c == "}":
+                depth -= 1
+    try:
+        return json.loads(text, parse_int=_json_int, parse_float=_json_float)
+    except DataError as e:
+        raise DataError(f"{where}: {e}") from None
+    except RecursionError:
+        raise DataError(f"{where}: nested more than {MAX_DEPTH} levels deep") from None
 
 
 # -- readers: (place, raw row) iterators ------------------------------------------------
@@ -55,8 +120,16 @@ def _utf8_lines(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tup
     """Decode line by line from bytes, so a bad byte is reported by its offset in the file."""
     on_bytes = on_bytes or _ignore
     offset = 0
-    with open(path, "rb") as fh:
-        for line_no, raw in enumerate(fh, 1):
+    with paths.open_regular(path, name, DataError) as fh:
+        line_no = 0
+        while True:
+            raw = fh.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                break
+            line_no += 1
+            if len(raw) > MAX_LINE_BYTES:
+                raise DataError(f"{name}: line {line_no} is longer than "
+                                f"{MAX_LINE_BYTES // 2**20} MB; split the row or the file")
             if line_no == 1:
                 _check_utf16(raw, name)
                 if raw.startswith(codecs.BOM_UTF8):  # Excel and Notepad add one
@@ -88,7 +161,7 @@ def _read_jsonl(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tup
             continue
         row += 1
         try:
-            value = json.loads(text)
+            value = parse_json(text, f"{name}: line {line_no}")
         except json.JSONDecodeError as e:
             hint = (" (this looks like one JSON array: name the file .json)"
                     if row == 1 and text.lstrip().startswith("[") else "")
@@ -98,7 +171,9 @@ def _read_jsonl(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tup
 
 
 def _read_json(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tuple[str, Any]]:
-    raw = path.read_bytes()
+    with paths.open_regular(path, name, DataError, max_bytes=JSON_MAX_BYTES,
+                            what=".json file (parsed whole; use .jsonl for more)") as fh:
+        raw = fh.read()
     _check_utf16(raw[:2], name)
     skip = 3 if raw.startswith(codecs.BOM_UTF8) else 0
     try:
@@ -109,7 +184,7 @@ def _read_json(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tupl
     if not text.strip():
         return
     try:
-        value = json.loads(text)
+        value = parse_json(text, name)
     except json.JSONDecodeError as e:
         if e.msg == "Extra data" and text.lstrip().startswith("{"):
             yield from _read_jsonl(path, name, on_bytes)  # one object per line in a .json file
@@ -118,7 +193,7 @@ def _read_json(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tupl
                         f"({e.msg})") from None
     if isinstance(value, dict):
         raise DataError(f"{name}: expected a JSON array of rows [{{...}}, ...] or one object "
-                        f"per line, got a single object with keys: {', '.join(value)}")
+                        f"per line, got a single object with keys: {names_text(value)}")
     if not isinstance(value, list):
         raise DataError(f"{name}: expected a JSON array of rows, got {kind(value)}")
     size = len(raw)
@@ -130,7 +205,7 @@ def _read_json(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tupl
 
 
 def _read_csv(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tuple[str, Any]]:
-    csv.field_size_limit(2**31 - 1)  # long answers exceed the 128 KB default
+    csv.field_size_limit(MAX_LINE_BYTES)  # long answers exceed the 128 KB default
     reader = csv.reader(text for _, text in _utf8_lines(path, name, on_bytes))
     try:
         header = next(reader, None)
@@ -148,7 +223,8 @@ def _read_csv(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tuple
                                 f"{len(header)} columns (a comma in an unquoted value?)")
             yield where, dict(zip(header, cells + [""] * (len(header) - len(cells))))
     except csv.Error as e:
-        raise DataError(f"{name}: line {reader.line_num}: cannot read CSV ({e})") from None
+        raise DataError(f"{name}: line {reader.line_num}: cannot read CSV "
+                        f"({describe(e)})") from None
 
 
 def _read_parquet(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tuple[str, Any]]:
@@ -159,16 +235,42 @@ def _read_parquet(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[t
                         "(pip install pyarrow)") from None
     try:
         pf = pq.ParquetFile(path)
+        depth = _type_depth(pf.schema_arrow)
+        total = max(1, pf.metadata.num_rows)
         batches = pf.iter_batches(batch_size=1024)
     except Exception as e:  # pyarrow raises ArrowInvalid & co. for a broken file
-        raise DataError(f"{name}: not a readable Parquet file ({e})") from None
-    total, size, row = max(1, pf.metadata.num_rows), path.stat().st_size, 0
-    for batch in batches:
-        for item in batch.to_pylist():
+        raise DataError(f"{name}: not a readable Parquet file ({describe(e)})") from None
+    if depth > MAX_DEPTH:
+        raise DataError(f"{name}: columns nested more than {MAX_DEPTH} levels deep (lists "
+                        "and structs inside each other); flatten them")
+    size, row = path.stat().st_size, 0
+    while True:
+        # the footer was fine, but a page can still be damaged: guard every read
+        try:
+            batch = next(batches, None)
+            items = batch.to_pylist() if batch is not None else []
+        except Exception as e:
+            at = f"row {row + 1} onwards" if row else "its rows"
+            raise DataError(f"{name}: cannot read {at}: damaged Parquet data "
+                            f"({describe(e)})") from None
+        if batch is None:
+            return
+        for item in items:
             row += 1
             yield f"row {row}", item
         if on_bytes:  # compressed columns: progress in proportion to the rows
             on_bytes(size * row // total)
+
+
+def _type_depth(schema) -> int:
+    """How deep an Arrow schema nests (1 for flat columns), without recursion."""
+    best, stack = 0, [(schema.field(i).type, 1) for i in range(len(schema))]
+    while stack:
+        t, d = stack.pop()
+        best = max(best, d)
+        if d <= MAX_DEPTH:
+            stack += [(t.field(i).type, d + 1) for i in range(t.num_fields)]
+    return best
 
 
 _READERS = {".json": _read_json, ".jsonl": _read_jsonl, ".csv": _read_csv,
@@ -177,8 +279,35 @@ _READERS = {".json": _read_json, ".jsonl": _read_jsonl, ".csv": _read_csv,
 
 def read_rows(path: Path, name: str, on_bytes: OnBytes = None) -> Iterator[tuple[str, Any]]:
     """(place, raw row) for each row of one file; `name` is how errors call the file;
-    `on_bytes(offset)` hears how many bytes of the file are read so far."""
-    return _READERS[path.suffix.lower()](path, name, on_bytes)
+    `on_bytes(offset)` hears how many bytes of the file are read so far. Any failure while
+    reading is a DataError naming the file and the last place read."""
+    shown_name = path_text(name)
+    reader = _READERS.get(Path(path).suffix.lower())
+    if reader is None:
+        raise DataError(f"{shown_name}: unsupported file type; use .json, .jsonl, .csv or "
+                        ".parquet")
+    return _guarded(reader(Path(path), shown_name, on_bytes), shown_name)
+
+
+def _guarded(rows: Iterator[tuple[str, Any]], name: str) -> Iterator[tuple[str, Any]]:
+    where = None
+    try:
+        for where, raw in rows:
+            yield where, raw
+    except WorkbenchError:
+        raise
+    except Exception as exc:
+        after = f" after {where}" if where else ""
+        why = (exc.strerror if isinstance(exc, OSError) and exc.strerror
+               else describe(exc))
+        raise DataError(f"{name}: cannot read the file{after} ({why})") from None
+
+
+def names_text(names, limit: int = 12) -> str:
+    """Column or key names for a message: escaped, each cut short, at most `limit`."""
+    names = list(names)
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return (", ".join(plain(n, 40) for n in names[:limit]) or "none") + more
 
 
 def kind(value: Any) -> str:

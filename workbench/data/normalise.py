@@ -11,13 +11,15 @@ import json
 import re
 from typing import Any
 
-from workbench.data.files import kind
-from workbench.errors import DataError
+from workbench.config import PLACEHOLDER_NAME
+from workbench.data.files import kind, names_text, parse_json
+from workbench.errors import DataError, describe, plain, shown
 
 ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant",
          "function_call": "assistant", "system": "system", "tool": "tool",
          "observation": "tool"}
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
+PLACEHOLDER = re.compile(r"\{\{\s*(" + PLACEHOLDER_NAME + r")\s*\}\}")
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # -- normalisation -----------------------------------------------------------------------
@@ -27,17 +29,17 @@ def normalise(fmt: str, raw: dict, cols: dict, at: str) -> dict:
         col = cols.get(role, role)
         if required and col not in raw:
             mapped = f" (the {role} column)" if col != role else ""
-            raise DataError(f"{at}: missing field '{col}'{mapped}")
+            raise DataError(f"{at}: missing field '{plain(col)}'{mapped}")
         return raw.get(col)
 
     def label(role):
-        return f"field '{cols.get(role, role)}'"
+        return f"field '{plain(cols.get(role, role))}'"
 
     if fmt == "text":
         return {"text": _text(get("text", True), at, label("text"))}
     if fmt == "alpaca":
         msgs = []
-        history = _maybe_json(get("history"))
+        history = _maybe_json(get("history"), at, label("history"))
         if history is not None and history != "" and not isinstance(history, list):
             raise DataError(f"{at}: {label('history')} should be a list of [user, answer] "
                             f"pairs, got {kind(history)}")
@@ -58,21 +60,33 @@ def normalise(fmt: str, raw: dict, cols: dict, at: str) -> dict:
     else:  # prompt_completion: each side is text or a list of messages
         msgs = []
         for role, default in (("prompt", "user"), ("completion", "assistant")):
-            value = _maybe_json(get(role, True))
+            value = _maybe_json(get(role, True), at, label(role))
             msgs += (_messages(value, at, label(role)) if isinstance(value, list)
                      else [_msg(default, _text(value, at, label(role)))])
     return {"messages": _with_system(msgs, _text(get("system"), at, label("system")),
-                                     raw.get("tools"))}
+                                     raw.get("tools"), at)}
 
 
-def _with_system(msgs: list[dict], system: str, tools: Any) -> list[dict]:
+def _with_system(msgs: list[dict], system: str, tools: Any, at: str = "row") -> list[dict]:
     """Top-level system text and tool specs go first in the system message: TRL would pass
     a `tools` column to the chat template, but SmolLM2's template ignores tools."""
-    tools = _maybe_json(tools)
+    tools = _maybe_json(tools, at, "field 'tools'")
     parts = [system] if system.strip() else []
-    if tools not in (None, "", [], {}):
-        spec = tools if isinstance(tools, str) else json.dumps(tools, ensure_ascii=False)
-        parts.append("You can call these tools:\n" + spec)
+    if isinstance(tools, str):
+        spec = tools
+    elif isinstance(tools, (list, dict, int, float)):  # bool is an int
+        try:
+            spec = "" if tools == [] or tools == {} else json.dumps(tools, ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise DataError(f"{at}: field 'tools' holds something JSON cannot write "
+                            f"({describe(exc, 60)}); give the tool specs as JSON") from None
+    elif tools is None:
+        spec = ""
+    else:  # bytes from a binary Parquet column, a date, ...
+        raise DataError(f"{at}: field 'tools' should be a list of tool specs or JSON text, "
+                        f"got {kind(tools)}")
+    if spec:
+        parts.append("You can call these tools:\n" + _text(spec, at, "field 'tools'"))
     if not parts:
         return msgs
     if msgs and msgs[0]["role"] == "system":
@@ -82,7 +96,7 @@ def _with_system(msgs: list[dict], system: str, tools: Any) -> list[dict]:
 
 
 def _messages(items: Any, at: str, label: str) -> list[dict]:
-    items = _maybe_json(items)
+    items = _maybe_json(items, at, label)
     if not isinstance(items, list):
         raise DataError(f"{at}: {label} should be a list of messages, got {kind(items)}")
     out = []
@@ -97,10 +111,10 @@ def _messages(items: Any, at: str, label: str) -> list[dict]:
             role, content = m.get("from"), m.get("value")
         else:
             raise DataError(f"{at}: {where} has neither role/content nor from/value "
-                            f"(keys: {', '.join(m) or 'none'})")
+                            f"(keys: {names_text(m)})")
         mapped = ROLES.get(role.strip().lower()) if isinstance(role, str) else None
         if mapped is None:
-            raise DataError(f"{at}: {where}: unknown role {role!r} (expected one of "
+            raise DataError(f"{at}: {where}: unknown role {shown(role)} (expected one of "
                             f"{', '.join(ROLES)})")
         if isinstance(content, list) and all(isinstance(p, dict) for p in content):
             # multimodal-style parts: keep the text ones, refuse images & co.
@@ -119,17 +133,30 @@ def _text(value: Any, at: str, label: str) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return check_text(value, at, label)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # a number is a fine answer ("42")
     raise DataError(f"{at}: {label} should be text, got {kind(value)}")
 
 
-def _maybe_json(value: Any) -> Any:
-    """CSV (and some Parquet) files store lists as JSON text; read those back as lists."""
+def check_text(value: str, at: str, label: str) -> str:
+    """Text as it is, unless it holds a lone surrogate (a JSON "\\ud800" escape without its
+    pair): not valid Unicode, so neither the tokenizer nor a terminal could take it."""
+    if not value.isascii():
+        bad = SURROGATE.search(value)
+        if bad:
+            raise DataError(f"{at}: {label} contains a lone surrogate "
+                            f"\\u{ord(bad.group()):04x} at character {bad.start()}, which is "
+                            "not valid Unicode; fix that \\u escape")
+    return value
+
+
+def _maybe_json(value: Any, at: str = "row", label: str = "field") -> Any:
+    """CSV (and some Parquet) files store lists as JSON text; read those back as lists
+    (within the JSON limits of files.parse_json)."""
     if isinstance(value, str) and value.strip().startswith(("[", "{")):
         try:
-            parsed = json.loads(value)
+            parsed = parse_json(value, f"{at}: {label}")
         except json.JSONDecodeError:
             return value
         return parsed if isinstance(parsed, (list, dict)) else value
