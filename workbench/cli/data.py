@@ -20,6 +20,8 @@ import sys
 import time
 
 from workbench.config import DATA_FORMATS, Preset
+from workbench.data.files import resolve_files
+from workbench.errors import DataError, printable
 
 BAR = 30
 
@@ -76,7 +78,11 @@ def cmd_inspect(args) -> int:
 
 def cmd_render(args) -> int:
     from workbench.train import preview as inspect_data
+    if args.row < 1:  # checked here: a scan for row 0 stops at row 1 and miscounts the rows
+        raise DataError(f"--row {args.row}: rows are numbered from 1 (`data inspect` shows "
+                        "how many there are)")
     preset = preset_from_args(args)
+    resolve_files(preset.data.path)  # a missing file is said before the tokenizer loads
     r = inspect_data.render_row(preset, args.row)
     if args.json:
         print(json.dumps(r, ensure_ascii=False, indent=1))
@@ -117,15 +123,17 @@ def marked(spans, color: bool = False) -> str:
 def print_summary(info: dict) -> None:
     reasons = ", ".join(f"{k}: {v} (rows {_rows(info['drop_examples'].get(k, []))})"
                         for k, v in info["drop_reasons"].items())
-    print(", ".join(info["files"]))
+    # names and text from the file are escaped: a newline or an escape code in a column
+    # name or an answer cannot start a line of its own
+    print(printable(", ".join(info["files"])))
     print(f"  format:  {info['format']}")
     print(f"  rows:    {info['rows']} usable, {info['dropped']} dropped"
           + (f" ({reasons})" if reasons else ""))
     if len(info.get("ranges", [])) > 1:
         for rg in info["ranges"]:
-            print(f"           {rg['file']}: rows {rg['first']}–{rg['last']}")
+            print(f"           {printable(rg['file'])}: rows {rg['first']}–{rg['last']}")
     print(f"  answers: {info['answers']}")
-    print(f"  columns: {', '.join(info['columns'])}")
+    print(f"  columns: {printable(', '.join(info['columns']))}")
     if info["unfilled_placeholders"]:
         print(f"  unfilled placeholders: {', '.join(info['unfilled_placeholders'])} "
               "(set them in data.placeholders)")
@@ -134,7 +142,7 @@ def print_summary(info: dict) -> None:
         turns = ([("text", row["text"])] if "text" in row
                  else [(m["role"], m["content"]) for m in row["messages"]])
         for j, (role, content) in enumerate(turns):
-            flat = " ".join(content.split())
+            flat = printable(" ".join(content.split()))
             flat = flat if len(flat) <= 100 else flat[:99] + "…"
             print(f"    {f'[{n}]' if j == 0 else '':<7}{role}: {flat}")
 

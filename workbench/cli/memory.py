@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from workbench.errors import PresetError
+from workbench.config import field_path_meta
+from workbench.errors import PresetError, shown
 from workbench.train.memory import METHODS, NAMED, Estimate, estimate_for_preset
 from workbench.units import fmt_bytes
 
@@ -36,7 +37,11 @@ def format_table(est: Estimate) -> str:
 def _run_cli(args) -> int:
     from workbench import presets
     if args.method is not None and args.method not in METHODS:
-        raise PresetError(f"--method: {args.method!r} is not one of {', '.join(METHODS)}")
+        raise PresetError(f"--method: {shown(args.method)} is not one of "
+                          f"{', '.join(METHODS)}")
+    longest = field_path_meta("train", "max_length")["max"]
+    if args.seq_len is not None and not 1 <= args.seq_len <= longest:
+        raise PresetError(f"--seq-len: {args.seq_len} is out of range; allowed 1 to {longest}")
     preset = presets.load(args.preset or "cpu-demo", args.set or None)
     est = estimate_for_preset(preset, shape=args.model, method=args.method,
                               seq_len=args.seq_len, device=args.device)
