@@ -39,8 +39,8 @@ from workbench.config import SECTIONS, DataCfg, Preset, iter_fields
 from workbench.errors import DataError, PresetError, WorkbenchError, error_line
 
 # examples per property test; the sum is the budget (≥ 10,000)
-EXAMPLES = {"jsonl": 1700, "json": 800, "csv": 900, "parquet": 300, "parquet_bytes": 800,
-            "yaml": 1500, "set": 2200, "from_dict": 600, "paths": 1100, "cli": 100}
+EXAMPLES = {"jsonl": 1700, "json": 800, "csv": 900, "parquet": 250, "parquet_bytes": 800,
+            "yaml": 1500, "set": 2290, "from_dict": 600, "paths": 1100, "cli": 60}
 assert sum(EXAMPLES.values()) >= 10_000
 
 
@@ -191,7 +191,7 @@ message = st.one_of(
         max_size=3)}),
     value)
 field = st.one_of(text, text, value)
-messages = st.one_of(st.lists(message, max_size=5), field)
+messages = st.one_of(st.lists(message, max_size=3), field)
 row = st.one_of(
     st.fixed_dictionaries({"instruction": field, "output": field}, optional={
         "input": field, "system": field, "tools": field,
@@ -247,7 +247,7 @@ def contract_for(box: Box, name: str, content: bytes, **cfg):
 # -- property tests: data files -------------------------------------------------------------
 
 @budget("jsonl")
-@given(lines=st.lists(line, max_size=4), mutate=st.booleans(), data_=st.data())
+@given(lines=st.lists(line, max_size=3), mutate=st.booleans(), data_=st.data())
 def test_jsonl_files_hold_the_contract(box, lines, mutate, data_):
     content = b"\n".join(lines) + b"\n"
     if mutate:
@@ -256,7 +256,7 @@ def test_jsonl_files_hold_the_contract(box, lines, mutate, data_):
 
 
 @budget("json")
-@given(rows=st.one_of(st.lists(row, max_size=5), row), ascii_only=st.booleans(),
+@given(rows=st.one_of(st.lists(row, max_size=3), row), ascii_only=st.booleans(),
        raw=st.one_of(st.none(), pick(RAW_LINES)), data_=st.data())
 def test_json_files_hold_the_contract(box, rows, ascii_only, raw, data_):
     content = raw if raw is not None else _dump(rows, ascii_only)
@@ -265,13 +265,12 @@ def test_json_files_hold_the_contract(box, rows, ascii_only, raw, data_):
     contract_for(box, "x.json", content)
 
 
-cell = st.one_of(text, nasty, st.builds(lambda v: json.dumps(v), st.one_of(
-    st.lists(message, max_size=3), st.lists(st.lists(text, max_size=2), max_size=3), value)))
+cell = st.one_of(text, nasty, st.builds(lambda v: json.dumps(v), value))
 
 
 @budget("csv")
 @given(header=st.lists(key, min_size=1, max_size=4),
-       cells=st.lists(st.lists(cell, max_size=4), max_size=4), data_=st.data())
+       cells=st.lists(st.lists(cell, max_size=4), max_size=3), data_=st.data())
 def test_csv_files_hold_the_contract(box, header, cells, data_):
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -407,9 +406,10 @@ def preset_yaml(draw) -> bytes:
         raw = draw(st.dictionaries(st.one_of(st.sampled_from(list(SECTIONS)), key),
                                    st.one_of(st.dictionaries(key, value, max_size=4), value),
                                    max_size=4))
-        try:
-            body = yaml.safe_dump(raw, allow_unicode=draw(st.booleans()))
-        except yaml.YAMLError:
+        try:  # libyaml's emitter when there is one: the pure-Python one is slow
+            body = yaml.dump(raw, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+                             allow_unicode=draw(st.booleans()))
+        except (yaml.YAMLError, UnicodeEncodeError):  # libyaml cannot write a surrogate
             body = ""
     elif how == "text":
         body = draw(st.text(max_size=80))
@@ -459,14 +459,14 @@ deep = st.builds(lambda n, wrap: {"k": DEEP[n]} if wrap else DEEP[n],
 py_value = st.recursive(st.one_of(scalar, st.sampled_from(ODD), huge, deep),
                         lambda inner: st.one_of(
     st.lists(inner, max_size=3), st.dictionaries(st.one_of(key, st.integers()), inner,
-                                                 max_size=3)), max_leaves=8)
+                                                 max_size=3)), max_leaves=5)
 
 
 @budget("from_dict")
 @given(raw=st.one_of(
     st.dictionaries(st.one_of(st.sampled_from(list(SECTIONS)), key, st.integers()),
                     st.one_of(st.dictionaries(st.one_of(st.sampled_from(
-                        [d.split(".")[1] for d in DOTTED]), key), py_value, max_size=4),
+                        [d.split(".")[1] for d in DOTTED]), key), py_value, max_size=3),
                         py_value), max_size=3),
     py_value), as_dict=st.dictionaries(st.sampled_from(DOTTED), py_value, max_size=3))
 def test_from_dict_and_dict_overrides_hold_the_contract(box, raw, as_dict):
