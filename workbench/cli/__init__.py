@@ -24,6 +24,8 @@ from pathlib import Path
 
 from workbench.errors import WorkbenchError
 
+__all__ = ["main", "build_parser"]
+
 # The command table: the modules of this package that add subcommands through
 # register(subparsers), in the order `--help` lists them (train ... runs come first, below).
 COMMAND_MODULES = ["ui", "data", "memory", "dryrun", "quant", "export", "adapter"]
