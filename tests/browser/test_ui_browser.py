@@ -266,9 +266,21 @@ def click_through(app, page):
 
 
 def ask(page, prompt: str) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     before = len(page.locator("#chat-tuned [data-testid='bot']").all())
     page.locator("#chat-prompt textarea").fill(prompt)
-    page.locator("#chat-compare").click()
+    # Gradio drops a click while the previous Compare is still pending (trigger_mode
+    # "once"): on a busy machine the last answer can look settled before its event ends.
+    # The handler empties the message box when it starts, so click until it does.
+    for _ in range(60):
+        page.locator("#chat-compare").click()
+        try:
+            page.wait_for_function(
+                "document.querySelector('#chat-prompt textarea').value === ''",
+                timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            continue
     page.wait_for_function(
         f"document.querySelectorAll('#chat-tuned [data-testid=\"bot\"]').length > {before}",
         timeout=300_000)
