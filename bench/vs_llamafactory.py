@@ -16,6 +16,10 @@ Two comparisons:
             on by default, 16 preprocessing workers) adapted only in model, template, data,
             steps, batch and length; Workbench's cpu-demo preset (compute_dtype auto).
 
+On a CPU without native bfloat16 (AVX2) LF's defaults take about 450 s a step (bf16 is
+emulated), so cap that comparison there: --defaults-steps 1 --defaults-repeats 1. The equal
+comparison is defined for a CPU: on a GPU, LF without bf16/fp16 flags picks bf16 itself.
+
 LLaMA-Factory lives in its own venv (bench/.lf-venv, created on first use: torch==2.13.0
 first and pinned, then llamafactory==0.9.5 and our bitsandbytes version; pip resolves LF's
 own transformers/peft/trl pins there). Each measured run is a fresh process, LF and
@@ -193,6 +197,11 @@ def write_data() -> Path:
 
 # -- the two tools' configurations ------------------------------------------------------------
 
+def _cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
 def lf_yaml(kind: str, model: Path, steps: int) -> dict:
     common = {"model_name_or_path": str(model), "template": "smollm2",
               "dataset": "bench_alpaca", "dataset_dir": str(WORK), "cutoff_len": 384,
@@ -200,7 +209,7 @@ def lf_yaml(kind: str, model: Path, steps: int) -> dict:
               "max_steps": steps, "output_dir": str(WORK / f"lf-out-{kind}"),
               # transformers refuses bf16 without a GPU unless use_cpu is set (Workbench's
               # trainer sets it on a CPU too)
-              "use_cpu": True}
+              "use_cpu": not _cuda()}
     if kind == "equal":
         return {**common,
                 "quantization_bit": 4, "quantization_method": "bnb", "quantization_type": "nf4",
@@ -374,6 +383,7 @@ def compare(kind: str, repeats: int, steps: int, model: Path, data: Path, wb_roo
     """Alternating LF / Workbench runs; on_run gets the partial result after each run (so a
     killed benchmark keeps what it measured)."""
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     yaml_path = WORK / f"lf-{kind}.yaml"
     write_yaml(yaml_path, lf_yaml(kind, model, steps))
     sets = wb_sets(kind, data, steps)
@@ -396,8 +406,9 @@ def compare(kind: str, repeats: int, steps: int, model: Path, data: Path, wb_roo
     runs = {"llamafactory": [], "workbench": []}
     for i in range(repeats):
         for name in ("llamafactory", "workbench"):
-            r = (run_lf(kind, yaml_path, env, str(i), steps) if name == "llamafactory"
-                 else run_wb(kind, wb_root, sets, wb_env, str(i), steps))
+            tag = f"{stamp}-{i + 1}"  # logs of earlier invocations are kept
+            r = (run_lf(kind, yaml_path, env, tag, steps) if name == "llamafactory"
+                 else run_wb(kind, wb_root, sets, wb_env, tag, steps))
             runs[name].append(r)
             if runs["llamafactory"] and runs["workbench"]:
                 on_run(summarise({"kind": kind, "steps": steps, "repeats": repeats,
@@ -424,22 +435,25 @@ def summarise(res: dict) -> dict:
                                                   "peak_tree_rss", "cpu_s", "train_loss")}
                for name, rs in runs.items()}
     for name, m in summary.items():
-        m["seconds_per_step"] = m["train_runtime_s"] / steps
-        m["outside_train_loop_s"] = m["wall_s"] - m["train_runtime_s"]
+        m["seconds_per_step"] = m["train_runtime_s"] / steps if m["train_runtime_s"] else None
+        m["outside_train_loop_s"] = median(
+            [{"d": r["wall_s"] - r["train_runtime_s"]} for r in runs[name]
+             if r.get("wall_s") is not None and r.get("train_runtime_s") is not None], "d")
         # every step but each run's first (which also starts the data loader), pooled
         pooled = [t for r in runs[name] for t in (r.get("step_s", [])[1:] or r.get("step_s", []))]
         m["step_median_s"] = statistics.median(pooled) if pooled else None
         m["step_fastest_s"] = min(pooled) if pooled else None
     s_lf, s_wb = summary["llamafactory"], summary["workbench"]
-    ratios = {"wall_lf_over_ours": s_lf["wall_s"] / s_wb["wall_s"],
-              "train_loop_lf_over_ours": s_lf["train_runtime_s"] / s_wb["train_runtime_s"],
-              "cpu_lf_over_ours": s_lf["cpu_s"] / s_wb["cpu_s"],
-              "peak_rss_ours_over_lf": s_wb["peak_rss"] / s_lf["peak_rss"],
-              "peak_tree_rss_ours_over_lf": s_wb["peak_tree_rss"] / s_lf["peak_tree_rss"]}
-    if s_lf["step_fastest_s"] and s_wb["step_fastest_s"]:
-        ratios["fastest_step_lf_over_ours"] = s_lf["step_fastest_s"] / s_wb["step_fastest_s"]
-        ratios["median_step_lf_over_ours"] = s_lf["step_median_s"] / s_wb["step_median_s"]
-    res["median"], res["ratios"] = summary, ratios
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+    ratios = {"wall_lf_over_ours": ratio(s_lf["wall_s"], s_wb["wall_s"]),
+              "train_loop_lf_over_ours": ratio(s_lf["train_runtime_s"], s_wb["train_runtime_s"]),
+              "cpu_lf_over_ours": ratio(s_lf["cpu_s"], s_wb["cpu_s"]),
+              "median_step_lf_over_ours": ratio(s_lf["step_median_s"], s_wb["step_median_s"]),
+              "fastest_step_lf_over_ours": ratio(s_lf["step_fastest_s"], s_wb["step_fastest_s"]),
+              "peak_rss_ours_over_lf": ratio(s_wb["peak_rss"], s_lf["peak_rss"]),
+              "peak_tree_rss_ours_over_lf": ratio(s_wb["peak_tree_rss"], s_lf["peak_tree_rss"])}
+    res["median"], res["ratios"] = summary, {**res.get("ratios", {}), **ratios}
     return res
 
 
@@ -448,8 +462,9 @@ RSS_GOAL = 1.1  # peak RSS ours / LF at most
 
 
 def table(results: list[dict]) -> str:
-    mib = lambda b: f"{b / 2**20:,.0f} MiB"  # noqa: E731
-    opt = lambda v, f="{:.0f}": f.format(v) if v is not None else "?"  # noqa: E731
+    def f(v, fmt="{:.0f}", unit=""):
+        return "?" if v is None else fmt.format(v) + unit
+    mib = lambda b: f(b and b / 2**20, "{:,.0f}", " MiB")  # noqa: E731
     lines = ["| comparison | tool | runs | wall | train loop | outside the loop | CPU time | "
              "step: median / fastest | peak RSS | tree RSS | load avg before each run |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -458,24 +473,35 @@ def table(results: list[dict]) -> str:
             m, rs = res["median"][name], res["runs"][name]
             loads = ", ".join(f"{r['load_before'][0]:.2f}" for r in rs)
             lines.append(f"| {res['kind']}, {res['steps']} steps | {label} | {len(rs)} | "
-                         f"{m['wall_s']:.0f} s | {m['train_runtime_s']:.0f} s | "
-                         f"{m['outside_train_loop_s']:.0f} s | {m['cpu_s']:.0f} s | "
-                         f"{opt(m['step_median_s'])} / {opt(m['step_fastest_s'])} s | "
+                         f"{f(m['wall_s'], unit=' s')} | {f(m['train_runtime_s'], unit=' s')} | "
+                         f"{f(m['outside_train_loop_s'], unit=' s')} | {f(m['cpu_s'], unit=' s')} | "
+                         f"{f(m['step_median_s'])} / {f(m['step_fastest_s'])} s | "
                          f"{mib(m['peak_rss'])} | {mib(m['peak_tree_rss'])} | {loads} |")
     lines += ["", "| comparison | wall LF / ours | train loop LF / ours | CPU time LF / ours | "
               "step median / fastest LF / ours | peak RSS ours / LF | goal | met |",
               "|---|---:|---:|---:|---:|---:|---|---|"]
     for res in results:
         r, goal = res["ratios"], GOALS[res["kind"]]
-        speed = "yes" if r["wall_lf_over_ours"] >= goal else "no"
-        rss = "yes" if r["peak_rss_ours_over_lf"] <= RSS_GOAL else "no"
-        steps = (f"{opt(r.get('median_step_lf_over_ours'), '{:.2f}')}x / "
-                 f"{opt(r.get('fastest_step_lf_over_ours'), '{:.2f}')}x")
-        lines.append(f"| {res['kind']} | {r['wall_lf_over_ours']:.2f}x | "
-                     f"{r['train_loop_lf_over_ours']:.2f}x | {r['cpu_lf_over_ours']:.2f}x | "
-                     f"{steps} | {r['peak_rss_ours_over_lf']:.2f}x | "
-                     f"wall >= {goal}x, RSS <= {RSS_GOAL}x | speed {speed}, RSS {rss} |")
+        x = lambda v: f(v, "{:.2f}", "x")  # noqa: E731
+        speed = "?" if r["wall_lf_over_ours"] is None else (
+            "yes" if r["wall_lf_over_ours"] >= goal else "no")
+        rss = "?" if r["peak_rss_ours_over_lf"] is None else (
+            "yes" if r["peak_rss_ours_over_lf"] <= RSS_GOAL else "no")
+        lines.append(f"| {res['kind']} | {x(r['wall_lf_over_ours'])} | "
+                     f"{x(r['train_loop_lf_over_ours'])} | {x(r['cpu_lf_over_ours'])} | "
+                     f"{x(r['median_step_lf_over_ours'])} / {x(r['fastest_step_lf_over_ours'])} | "
+                     f"{x(r['peak_rss_ours_over_lf'])} | wall >= {goal}x, RSS <= {RSS_GOAL}x | "
+                     f"speed {speed}, RSS {rss} |")
     return "\n".join(lines)
+
+
+def merged(res: dict, earlier: dict) -> dict:
+    """res with the earlier invocations' runs of the same comparison put first."""
+    if not earlier:
+        return res
+    out = {**res, "runs": {k: earlier.get(k, []) + v for k, v in res["runs"].items()}}
+    out["repeats"] = min(len(v) for v in out["runs"].values())
+    return summarise(out)
 
 
 def report() -> int:
@@ -485,8 +511,8 @@ def report() -> int:
     for res in out["results"]:
         for rs in res["runs"].values():
             for r in rs:
-                logfile = ROOT / r["log"]
-                if "step_s" not in r and logfile.exists():
+                logfile = ROOT / r["log"] if r.get("log") else None
+                if "step_s" not in r and logfile and logfile.exists():
                     r["step_s"] = step_times(logfile.read_text(errors="replace"), res["steps"])
         summarise(res)
     out["table"] = table(out["results"])
@@ -532,6 +558,9 @@ def main() -> int:
     ap.add_argument("--warmup", choices=["both", "workbench", "none"], default="both",
                     help="unmeasured 1-step runs first (workbench: skip LF's, when the page "
                          "cache is already warm)")
+    ap.add_argument("--append", action="store_true",
+                    help="with --only: add this invocation's runs to those already in the "
+                         "results file (when a long benchmark has to be run in parts)")
     ap.add_argument("--report", action="store_true",
                     help="only recompute the summary and table of the results file")
     args = ap.parse_args()
@@ -550,9 +579,12 @@ def main() -> int:
     env.pop("WORKBENCH_HOME", None)
     import importlib.metadata as md
     # with --only, the other comparison's results already in the file are kept
-    kept = []
+    kept, earlier = [], {}
     if args.only and not args.quick and RESULTS.exists():
-        kept = [r for r in json.loads(RESULTS.read_text())["results"] if r["kind"] != args.only]
+        previous = json.loads(RESULTS.read_text())["results"]
+        kept = [r for r in previous if r["kind"] != args.only]
+        if args.append:  # this invocation's runs join the earlier ones of the same comparison
+            earlier = next((r["runs"] for r in previous if r["kind"] == args.only), {})
     header = {"cpu": {"capability": torch.backends.cpu.get_cpu_capability(),
                       "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
               "workbench": {**git_state(), "snapshot": args.snapshot,
@@ -577,7 +609,8 @@ def main() -> int:
         steps = args.steps if kind == "equal" else (args.defaults_steps or args.steps)
         res = compare(kind, repeats, steps, model, data, wb_root, env,
                       warmup="none" if args.quick else args.warmup,
-                      on_run=lambda partial: save(done + [partial]))
+                      on_run=lambda partial: save(done + [merged(partial, earlier)]))
+        res = merged(res, earlier)
         done.append(res)
     log("\n" + table(sorted(kept + done, key=lambda r: order.index(r["kind"]))))
     if not args.quick:
