@@ -113,3 +113,54 @@ def test_guard_wraps_generators():
     assert next(gen) == 1
     with pytest.raises(gr.Error, match="top_p"):
         next(gen)
+
+
+# -- page handlers: an error stays beside the control, the outputs keep their values ---------
+
+def test_failed_handler_changes_only_the_notice():
+    import gradio as gr
+
+    from workbench.errors import PresetError
+    selector, notice = gr.Dropdown(), gr.Markdown()
+
+    def save(name):
+        if not name:
+            raise PresetError("preset name '': use 1-64 letters")
+        return gr.update(value=name), f"saved {name}"
+
+    handler, outputs = widgets.keep_page(save, [selector, notice], notice)
+    assert outputs == [selector, notice]
+    failed = handler("")
+    assert list(failed) == [notice]  # the selector is not an output of the failure
+    assert "wb-error" in failed[notice] and "preset name" in failed[notice]
+    assert handler("mine")[1] == "saved mine"
+
+
+def test_notice_is_added_and_cleared_on_success():
+    import gradio as gr
+    box, notice = gr.Textbox(), gr.Markdown()
+    handler, outputs = widgets.keep_page(lambda x: x.upper(), [box], notice)
+    assert outputs == [box, notice]
+    assert handler("a") == ("A", "")
+    failed = handler(None)
+    assert list(failed) == [notice] and "AttributeError" in failed[notice]
+
+
+def test_streaming_handler_keeps_what_it_showed_when_it_fails():
+    import gradio as gr
+
+    from workbench.errors import RunError
+    left, right, notice = gr.Chatbot(), gr.Chatbot(), gr.Markdown()
+
+    def stream(fail_after):
+        yield ["a"], ["b"]
+        if fail_after:
+            raise RunError("training run 'x' is still running")
+        yield ["a", "c"], ["b", "d"]
+
+    handler, outputs = widgets.keep_page(stream, [left, right], notice)
+    frames = list(handler(True))
+    assert frames[0] == (["a"], ["b"], "")
+    assert list(frames[-1]) == [notice] and "still running" in frames[-1][notice]
+    frames = list(handler(False))
+    assert frames[-1][:2] == (["a", "c"], ["b", "d"])

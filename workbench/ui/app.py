@@ -178,13 +178,13 @@ def _build_preset_bar(initial_name: str) -> PresetBar:
 def _wire_preset_bar(ctx: Ctx, bar: PresetBar, train_tab) -> None:
     fields = ctx.field_list()
     load_outputs = [*fields, train_tab.run_name, bar.notice]
-    for trigger in (bar.choose.input, bar.reset.click):
-        trigger(widgets.guard(load_preset), [bar.choose], load_outputs,
-                api_visibility="private")
-    bar.save.click(widgets.guard(save_preset), [bar.save_name, bar.choose, *fields],
-                   [bar.choose, bar.notice], api_visibility="private")
-    bar.delete.click(widgets.guard(delete_preset), [bar.choose], [bar.choose, bar.notice],
-                     api_visibility="private")
+    # errors go to the notice only: the selector and the fields keep what they show
+    widgets.on([bar.choose.input, bar.reset.click], load_preset, [bar.choose], load_outputs,
+               bar.notice)
+    widgets.on(bar.save.click, save_preset, [bar.save_name, bar.choose, *fields],
+               [bar.choose, bar.notice], bar.notice)
+    widgets.on(bar.delete.click, delete_preset, [bar.choose], [bar.choose, bar.notice],
+               bar.notice)
 
 
 # -- preset bar handlers ------------------------------------------------------------------

@@ -267,3 +267,72 @@ def guard(fn):
         except Exception as exc:  # noqa: BLE001 - turned into a message
             _raise_readable(exc, fn.__name__)
     return wrapper
+
+
+# -- page handlers whose errors stay on the page ------------------------------------------
+
+def error_markup(text: str) -> str:
+    """An error as it stays on the page, beside the control that caused it."""
+    return f'<div class="wb-error" role="alert">⚠ {text}</div>'
+
+
+def on(triggers, fn, inputs, outputs, notice, **kwargs):
+    """Wire a page handler so that its errors never blank its outputs.
+
+    Gradio marks every output of a handler that raises with an "Error" badge (a selector
+    or a chat pane shows "Error" instead of its value) and says why only in a toast that
+    vanishes. Here a failing handler changes nothing but `notice`, a Markdown beside the
+    control, where the reason stays (escaped, no server paths) until the next action;
+    the toast is extra. A successful call clears `notice` unless the handler fills it
+    itself (`notice` among `outputs`). `triggers`: an event listener, a list of them, or
+    an event (its .then). Returns the event, for .then() chains."""
+    handler, wired = keep_page(fn, outputs, notice)
+    kwargs.setdefault("api_visibility", "private")
+    if hasattr(triggers, "then"):  # an event: run after it
+        return triggers.then(handler, inputs, wired, **kwargs)
+    triggers = triggers if isinstance(triggers, (list, tuple)) else [triggers]
+    return gr.on(triggers, handler, inputs, wired, **kwargs)
+
+
+def keep_page(fn, outputs, notice):
+    """(handler, its outputs) for `on`: errors go to `notice` only."""
+    outputs = list(outputs)
+    own = any(o is notice for o in outputs)
+    wired = outputs if own else [*outputs, notice]
+    single = len(outputs) == 1
+
+    def shape(result, first: bool):
+        if own or isinstance(result, dict):
+            if isinstance(result, dict) and not own:
+                result = {**result, notice: "" if first else gr.skip()}
+            return result
+        values = (result,) if single else tuple(result)
+        return (*values, "" if first else gr.skip())
+
+    def failed(exc: BaseException) -> dict:
+        if not isinstance(exc, (WorkbenchError, gr.Error)):
+            log.error("handler %s failed:\n%s", fn.__name__, traceback.format_exc())
+        text = error_text(exc)
+        gr.Warning(text, duration=10)
+        return {notice: error_markup(text)}
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def handler(*args):
+            _wait_for_imports()
+            first = True
+            try:
+                for result in fn(*args):
+                    yield shape(result, first)
+                    first = False
+            except Exception as exc:  # noqa: BLE001 - shown beside the control
+                yield failed(exc)
+    else:
+        @functools.wraps(fn)
+        def handler(*args):
+            _wait_for_imports()
+            try:
+                return shape(fn(*args), True)
+            except Exception as exc:  # noqa: BLE001 - shown beside the control
+                return failed(exc)
+    return handler, wired

@@ -69,6 +69,7 @@ class DatasetTab:
     row_info: gr.Markdown
     rendered: gr.HighlightedText
     stats: gr.State
+    notice: gr.Markdown | None = None  # errors of the upload and the small actions
 
     @property
     def load_outputs(self) -> list:
@@ -116,6 +117,7 @@ def build(ctx) -> DatasetTab:
         upload = gr.File(label=t("dataset.upload"), file_types=list(SUFFIXES),
                          type="filepath", file_count="single", scale=2, height=160,
                          elem_id="dataset-upload")
+    notice = gr.Markdown(elem_id="dataset-notice")
     with gr.Row():
         fmt = ctx.field("data.format")
         eval_fraction = ctx.field("data.eval_fraction")
@@ -181,15 +183,14 @@ def build(ctx) -> DatasetTab:
                      [path, fmt, columns, placeholders, max_samples, seed], columns, mapping,
                      roles, placeholders, placeholder_table, placeholder_apply, analyse,
                      status, histogram, report, apply_p95, apply_p99, checks, row, show_row,
-                     row_info, rendered, stats)
+                     row_info, rendered, stats, notice)
     del eval_fraction  # a Preset field shown here; nothing in the tab depends on it
 
-    upload.upload(widgets.guard(on_upload), [upload], [path], api_visibility="private")
-    for role_box in roles:
-        role_box.input(widgets.guard(mapping_text), [*roles, columns], [columns],
-                       api_visibility="private")
-    placeholder_apply.click(widgets.guard(apply_placeholders), [placeholder_table, placeholders],
-                            [placeholders], api_visibility="private")
+    widgets.on(upload.upload, on_upload, [upload], [path], notice)
+    widgets.on([box.input for box in roles], mapping_text, [*roles, columns], [columns],
+               notice)
+    widgets.on(placeholder_apply.click, apply_placeholders, [placeholder_table, placeholders],
+               [placeholders], notice)
     return tab
 
 
@@ -212,8 +213,8 @@ def wire(ctx, tab: DatasetTab, demo: gr.Blocks) -> None:
         rerender, [tab.row, tab.rendered, *every], [tab.row_info, tab.rendered],
         concurrency_id="dataset-analysis", concurrency_limit=1, **private)
     for button, q in ((tab.apply_p95, "p95"), (tab.apply_p99, "p99")):
-        button.click(widgets.guard(suggestion), [tab.stats, gr.State(q)], [max_length],
-                     **private)
+        widgets.on(button.click, suggestion, [tab.stats, gr.State(q)], [max_length],
+                   tab.notice)
     gr.on([tab.show_row.click, tab.row.submit], render, [tab.row, *every],
           [tab.row_info, tab.rendered], concurrency_id="dataset-analysis",
           concurrency_limit=1, **private)

@@ -45,11 +45,12 @@ def wire(ctx, tab: LoraTab, lora_tab_item: gr.Tab) -> None:
     name = ctx.fields["model.name_or_path"]
     trust = ctx.fields["model.trust_remote_code"]
     r, targets, bias, dora = tab.count_inputs
-    gr.on([lora_tab_item.select, name.change, trust.change, r.change, targets.input,
-           bias.change, dora.change],
-          widgets.guard(count_and_discover), [name, trust, r, targets, bias, dora],
-          [tab.count, tab.targets], api_visibility="private", concurrency_id="model-info",
-          concurrency_limit=1, show_progress="minimal", trigger_mode="always_last")
+    # an error shows in the count only: the target list keeps the user's choice
+    widgets.on([lora_tab_item.select, name.change, trust.change, r.change, targets.input,
+                bias.change, dora.change],
+               count_and_discover, [name, trust, r, targets, bias, dora],
+               [tab.count, tab.targets], tab.count, concurrency_id="model-info",
+               concurrency_limit=1, show_progress="minimal", trigger_mode="always_last")
 
 
 def model_info(name_or_path: str, trust_remote_code: bool = False) -> dict:

@@ -103,21 +103,20 @@ def build(ctx) -> MergeTab:
 
     tab = MergeTab(run, button, result, export_type, export_btn, export_status,
                    export_result, verdict, rank_plot, norm_plot, table)
-    run.input(widgets.guard(show_report), [run], [result], api_visibility="private") \
-        .then(widgets.guard(details), [run], tab.detail_outputs, api_visibility="private")
-    button.click(widgets.guard(merge_run), [run], [result], concurrency_id="model",
-                 concurrency_limit=1, api_visibility="private")
-    export_btn.click(widgets.guard(export_run), [run, export_type],
-                     [export_status, export_result], concurrency_id="model",
-                     concurrency_limit=1, api_visibility="private")
+    shown = widgets.on(run.input, show_report, [run], [result], result)
+    widgets.on(shown, details, [run], tab.detail_outputs, export_status)
+    widgets.on(button.click, merge_run, [run], [result], result, concurrency_id="model",
+               concurrency_limit=1)
+    widgets.on(export_btn.click, export_run, [run, export_type],
+               [export_status, export_result], export_status, concurrency_id="model",
+               concurrency_limit=1)
     return tab
 
 
 def wire(ctx, tab: MergeTab, tab_item: gr.Tab) -> None:
-    tab_item.select(widgets.guard(refresh), [tab.run], [tab.run, tab.result],
-                    api_visibility="private", concurrency_limit=None) \
-        .then(widgets.guard(details), [tab.run], tab.detail_outputs,
-              api_visibility="private")
+    shown = widgets.on(tab_item.select, refresh, [tab.run], [tab.run, tab.result],
+                       tab.result, concurrency_limit=None)
+    widgets.on(shown, details, [tab.run], tab.detail_outputs, tab.export_status)
 
 
 def _color_map() -> dict:

@@ -122,8 +122,8 @@ def build(ctx) -> QuantizationTab:
                                  y_title="relative weight error", height=280,
                                  elem_id="quant-layer-errors")
     inputs = [name, trust, mode, double, dtype, threshold]
-    measure_btn.click(widgets.guard(measure), inputs, [result], concurrency_id="model",
-                      concurrency_limit=1, api_visibility="private")
+    widgets.on(measure_btn.click, measure, inputs, [result], result, concurrency_id="model",
+               concurrency_limit=1)
     tab = QuantizationTab(measure_btn, result, inputs, chart, fits, compare_btn, perplexity,
                           compare_status, compare_table, layer_plot)
     return tab
@@ -137,10 +137,9 @@ def wire(ctx, tab: QuantizationTab, demo: gr.Blocks) -> None:
     gr.on(triggers, update_estimate, est_inputs, [tab.chart, tab.fits],
           api_visibility="private", concurrency_id="estimate", concurrency_limit=1,
           show_progress="hidden", trigger_mode="always_last")
-    tab.compare.click(widgets.guard(compare_quantizations),
-                      [tab.perplexity, *ctx.field_list()],
-                      [tab.compare_status, tab.compare_table, tab.layer_plot],
-                      api_visibility="private", concurrency_id="model", concurrency_limit=1)
+    widgets.on(tab.compare.click, compare_quantizations, [tab.perplexity, *ctx.field_list()],
+               [tab.compare_status, tab.compare_table, tab.layer_plot], tab.compare_status,
+               concurrency_id="model", concurrency_limit=1)
 
 
 # -- memory estimate ----------------------------------------------------------------------

@@ -113,19 +113,19 @@ def build(ctx) -> TrainingTab:
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
     timer.tick(view, [run, shown], tab.view_outputs, **read_kw)
     run.input(view, [run, gr.State(None)], tab.view_outputs, **read_kw)
-    stop.click(widgets.guard(stop_run), [run], [notice], api_visibility="private")
-    resume.click(widgets.guard(resume_run), [run], [run, notice], api_visibility="private")
+    widgets.on(stop.click, stop_run, [run], [notice], notice)
+    widgets.on(resume.click, resume_run, [run], [run, notice], notice)
     return tab
 
 
 def wire(ctx, tab: TrainingTab, demo: gr.Blocks) -> None:
     """Start needs every tab's widgets; page load attaches to the running job."""
-    tab.start.click(widgets.guard(start_run), [tab.run_name, *ctx.field_list()],
-                    [tab.run, tab.notice, tab.settings], api_visibility="private")
+    widgets.on(tab.start.click, start_run, [tab.run_name, *ctx.field_list()],
+               [tab.run, tab.notice, tab.settings], tab.notice)
     demo.load(view, [gr.State(None), gr.State(None)], tab.view_outputs,
               api_visibility="private", concurrency_limit=None, show_progress="hidden")
-    tab.dry_run.click(widgets.guard(dry_run), ctx.field_list(), [tab.dry_result],
-                      api_visibility="private", concurrency_id="model", concurrency_limit=1)
+    widgets.on(tab.dry_run.click, dry_run, ctx.field_list(), [tab.dry_result], tab.dry_result,
+               concurrency_id="model", concurrency_limit=1)
 
 
 # -- actions ----------------------------------------------------------------------------
