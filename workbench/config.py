@@ -174,13 +174,15 @@ class TrainCfg:
 
 @dataclass
 class GenerationCfg:
-    max_new_tokens: int = _f(128, "Longest answer in tokens.", label="Max new tokens",
+    max_new_tokens: int = _f(64, "Longest answer in tokens (64 is a few sentences; longer "
+                             "answers take longer to compare).", label="Max new tokens",
                              min=1, max=8192, step=1)
     temperature: float = _f(0.0, "Randomness; 0 = always the most likely token (greedy).",
                             label="Temperature", min=0.0, max=2.0, step=0.05)
     top_p: float = _f(0.9, "Sample only from the most likely tokens covering this "
                       "probability.", label="Top-p", min=0.01, max=1.0, step=0.01)
-    repetition_penalty: float = _f(1.0, "Values above 1 discourage repeating text.",
+    repetition_penalty: float = _f(1.1, "Values above 1 discourage repeating text (1.1 is "
+                                   "mild: small models otherwise loop).",
                                    label="Repetition penalty", min=0.5, max=2.0, step=0.05)
     system_prompt: str = _f("", "System prompt for chat (empty = the model's default).",
                             label="System prompt")

@@ -266,31 +266,17 @@ def click_through(app, page):
 
 
 def ask(page, prompt: str) -> None:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    """Send a prompt and wait until both answers are complete: the status line says so
+    (Compare is disabled while the models answer, so a click lands only when it is free)."""
     before = len(page.locator("#chat-tuned [data-testid='bot']").all())
     page.locator("#chat-prompt textarea").fill(prompt)
-    # Gradio drops a click while the previous Compare is still pending (trigger_mode
-    # "once"): on a busy machine the last answer can look settled before its event ends.
-    # The handler empties the message box when it starts, so click until it does.
-    for _ in range(60):
-        page.locator("#chat-compare").click()
-        try:
-            page.wait_for_function(
-                "document.querySelector('#chat-prompt textarea').value === ''",
-                timeout=10_000)
-            break
-        except PlaywrightTimeout:
-            continue
+    page.locator("#chat-compare").click(timeout=120_000)
     page.wait_for_function(
-        f"document.querySelectorAll('#chat-tuned [data-testid=\"bot\"]').length > {before}",
+        f"document.querySelectorAll('#chat-tuned [data-testid=\"bot\"]').length > {before}"
+        " && document.querySelector('#chat-status').innerText.includes('✓')",
         timeout=300_000)
-    # streaming is over when the tuned answer stops changing
-    last, stable = None, 0
-    while stable < 3:
-        page.wait_for_timeout(1000)
-        now = answers(page)
-        stable = stable + 1 if now == last else 0
-        last = now
+    assert page.locator("#chat-compare").is_enabled()
+    assert not page.locator("#chat-stop").is_enabled()
 
 
 def answers(page) -> tuple[str, str]:

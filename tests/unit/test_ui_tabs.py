@@ -326,9 +326,11 @@ def test_compare_streams_both_sides_over_several_turns(monkeypatch):
     make_run(name="a-20250101-120000")
     steps = list(chat.compare_stream("a-20250101-120000", "Who are you?", [], [],
                                      *gen_values()))
-    base, tuned, prompt_box = steps[0]
+    base, tuned, prompt_box, status = steps[0]
     assert prompt_box == "" and base[-1] == {"role": "user", "content": "Who are you?"}
-    base, tuned, _ = steps[-1]
+    assert "chat.generating" in status
+    base, tuned, _, _ = steps[-2]
+    assert "chat.done" in steps[-1][3]  # then the time both answers took
     assert base[-1]["content"] == "I am SmolLM." and "Nova" in tuned[-1]["content"]
     # second turn: each side continues its own conversation
     as_chatbot = [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}]}
@@ -342,7 +344,7 @@ def test_compare_streams_both_sides_over_several_turns(monkeypatch):
 
 
 def test_compare_needs_a_prompt_and_refuses_during_training(monkeypatch):
-    with pytest.raises(Exception, match="type a message"):
+    with pytest.raises(Exception, match="chat.empty"):
         list(chat.compare_stream("x", "  ", [], [], *gen_values()))
     make_run(name="live-20250101-130000", state="running", pid=os.getpid())
     with pytest.raises(RunError, match="still running"):
@@ -352,7 +354,18 @@ def test_compare_needs_a_prompt_and_refuses_during_training(monkeypatch):
 def test_chat_lists_runs_with_an_adapter():
     make_run(name="a-20250101-120000")
     make_run(name="b-20250101-130000", state="failed", adapter=False)
-    assert chat.refresh(None)["choices"] == ["a-20250101-120000"]
+    runs_update, compare, reason = chat.refresh(None)
+    assert runs_update["choices"] == ["a-20250101-120000"]
+    assert compare["interactive"] is True and reason == ""
+
+
+def test_chat_disables_compare_with_the_reason_while_training():
+    make_run(name="a-20250101-120000")
+    make_run(name="live-20250101-130000", state="running", pid=os.getpid())
+    _, compare, reason = chat.refresh(None)
+    assert compare["interactive"] is False
+    assert "chat.busy" in reason and "live-20250101-130000" in reason
+    assert chat.idle()[0]["interactive"] is False  # a finished compare does not re-enable it
 
 
 # -- preset bar -----------------------------------------------------------------------------

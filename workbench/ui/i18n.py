@@ -72,10 +72,10 @@ FIELDS_ZH: dict[str, tuple[str, str]] = {
     "train.eval_steps": ("验证间隔", "每 N 步计算一次验证损失。"),
     "train.save_steps": ("保存间隔", "每 N 步保存一个检查点。"),
     "train.seed": ("随机种子", "初始化和打乱数据所用的种子。"),
-    "generation.max_new_tokens": ("最多新 token", "回答的最大 token 数。"),
+    "generation.max_new_tokens": ("最多新 token", "回答的最大 token 数（64 约为几句话；越长比较越慢）。"),
     "generation.temperature": ("温度", "随机程度；0 = 总选最可能的 token（贪心）。"),
     "generation.top_p": ("Top-p", "只从累计概率达到该值的最可能 token 中采样。"),
-    "generation.repetition_penalty": ("重复惩罚", "大于 1 会减少重复。"),
+    "generation.repetition_penalty": ("重复惩罚", "大于 1 会减少重复（1.1 较温和：小模型否则容易反复）。"),
     "generation.system_prompt": ("系统提示词", "对话用的系统提示词（留空 = 模型默认）。"),
 }
 
@@ -215,6 +215,19 @@ MESSAGES: dict[str, dict[str, str]] = {
     "chat.compare": {"en": "Compare", "zh": "比较"},
     "chat.clear": {"en": "New conversation", "zh": "新对话"},
     "chat.settings": {"en": "Generation settings", "zh": "生成设置"},
+    "chat.stop": {"en": "Stop", "zh": "停止"},
+    "chat.generating": {"en": "Both models are answering… (Stop ends it)",
+                        "zh": "两个模型正在回答……（点“停止”可中止）"},
+    "chat.stopped": {"en": "Stopped.", "zh": "已停止。"},
+    "chat.done": {"en": "Both answers in", "zh": "两个回答用时"},
+    "chat.busy": {"en": "Compare is off while a training run uses the memory; it comes back "
+                        "when the run ends. Training now",
+                  "zh": "训练占用内存时无法比较，训练结束后即可使用。正在训练"},
+    "chat.no_runs": {"en": "No run with an adapter yet: train one in the Training tab, then "
+                           "compare it here.",
+                     "zh": "还没有带适配器的运行：先在「训练」标签页训练一个，再来这里比较。"},
+    "chat.empty": {"en": "Type a message first, then press Compare.",
+                   "zh": "请先输入一条消息，再点“比较”。"},
     # common
     "common.none": {"en": "none", "zh": "无"},
     "common.busy": {"en": "A training run is in progress", "zh": "有训练正在进行"},

@@ -1,0 +1,70 @@
+"""The Chat tab's compare: both answers in one batch (adapter off for one row, on for the
+other) must be exactly the answers each side gives alone, stream together, and stop."""
+
+import threading
+
+import pytest
+
+from workbench import chat, runs
+from workbench.config import Preset
+
+
+@pytest.fixture(scope="module")
+def comparer(tiny_model_dir, tmp_path_factory):
+    """A run folder whose adapter moves the answers (random LoRA B, no training needed)."""
+    import os
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    home = tmp_path_factory.mktemp("chat-home")
+    old = os.environ.get("WORKBENCH_HOME")
+    os.environ["WORKBENCH_HOME"] = str(home)
+    preset = Preset().with_overrides([
+        f"model.name_or_path={tiny_model_dir}", "quantization.mode=nf4",
+        "generation.max_new_tokens=12", "generation.repetition_penalty=1.0"])
+    run = runs.create(preset, "pair")
+    torch.manual_seed(1)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           LoraConfig(r=4, lora_alpha=64, target_modules="all-linear",
+                                      init_lora_weights=False))
+    model.save_pretrained(run / "adapter")
+    yield chat.Comparer(run)
+    if old is None:
+        os.environ.pop("WORKBENCH_HOME", None)
+    else:
+        os.environ["WORKBENCH_HOME"] = old
+
+
+def test_pair_equals_each_side_alone(comparer):
+    # different histories make the two rows different lengths: the left padding must not
+    # change either answer
+    hist_base = [("hello", "hi there")]
+    hist_tuned = [("hello there, who is this?", "someone else entirely")]
+    alone_base = comparer.answer("Who are you?", adapter=False, history=hist_base)
+    alone_tuned = comparer.answer("Who are you?", adapter=True, history=hist_tuned)
+    assert alone_base != alone_tuned, "the test adapter must change the answer"
+    frames = list(comparer.compare("Who are you?", hist_base, hist_tuned))
+    assert frames[-1] == (alone_base, alone_tuned)
+
+
+def test_pair_streams_both_sides_together(comparer):
+    frames = list(comparer.compare("Tell me a story"))
+    # the tuned side shows text long before the base side has finished (interleaved)
+    first_tuned = next(i for i, (_, tuned) in enumerate(frames) if tuned)
+    last_base_change = max(i for i in range(1, len(frames))
+                           if frames[i][0] != frames[i - 1][0])
+    assert first_tuned < last_base_change, frames[:5]
+
+
+def test_stop_event_ends_the_generation(comparer):
+    stop = threading.Event()
+    frames = []
+    for frame in comparer.compare("Tell me a story", stop=stop):
+        frames.append(frame)
+        if len(frames) == 2:
+            stop.set()
+    full = list(comparer.compare("Tell me a story"))
+    assert len(frames) < len(full)
+    assert not comparer.lock.locked()
