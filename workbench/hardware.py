@@ -244,7 +244,7 @@ def measure_if_unknown() -> float | None:
 def bf16_slowdown(measure: bool = False) -> float | None:
     """The cached probe result for this machine; measured (~1-3 s) when `measure` and not
     cached yet. None when unknown."""
-    from workbench import paths
+    from workbench import fsio, paths
     path = paths.cache_dir() / PROBE_FILE
     key = _probe_key()
     try:
@@ -256,11 +256,8 @@ def bf16_slowdown(measure: bool = False) -> float | None:
     if not measure:
         return None
     ratio = round(measure_bf16_slowdown(), 2)
-    tmp = path.with_name(f".{PROBE_FILE}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps({"key": key, "bf16_over_fp32": ratio}) + "\n",
-                       encoding="utf-8")
-        os.replace(tmp, path)
+        fsio.atomic_write(path, json.dumps({"key": key, "bf16_over_fp32": ratio}) + "\n")
     except OSError:
         pass
     return ratio
@@ -294,7 +291,7 @@ def matmul_peak_flops(dtype: str, device: str = "cpu") -> float:
     """This machine's matmul peak in `dtype` on `device`: the denominator of the dry run's
     FLOP utilisation. Measured at each call (≤ 1-2 s) and cached as the best seen, since a
     shared machine only ever makes a measurement lower than the real peak."""
-    from workbench import paths
+    from workbench import fsio, paths
     path = paths.cache_dir() / "matmul_peak.json"
     key = f"{_probe_key()}|{dtype}" + ("" if device == "cpu" else
                                        f"|{device}:{cuda_state()[2]}")
@@ -309,10 +306,8 @@ def matmul_peak_flops(dtype: str, device: str = "cpu") -> float:
     if now <= best:
         return float(best)
     cached[key] = now
-    tmp = path.with_name(f".matmul_peak.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(cached, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        fsio.atomic_write(path, json.dumps(cached, indent=1) + "\n")
     except OSError:
         pass
     return float(cached[key])

@@ -5,14 +5,12 @@ outside its folder. Every way a preset file can be wrong ends in one PresetError
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import yaml
 
-from workbench import paths
+from workbench import fsio, paths
 from workbench.config import YAML_MAX_CHARS, Preset, load_yaml
 from workbench.errors import PresetError, path_text, plain, printable, shown
 
@@ -90,8 +88,10 @@ def list_presets() -> list[dict]:
     return out
 
 
-def find(name_or_path: str) -> Path:
-    """A built-in name, a user preset name, or a path to a YAML file."""
+def find(name_or_path: str, *, names_only: bool = False) -> Path:
+    """A built-in name, a user preset name, or a path to a YAML file. `names_only` (what
+    comes from a request: the script API, a page): a name, never a path, so a request
+    cannot make the app read a file of its choosing."""
     if not isinstance(name_or_path, str):
         raise PresetError(f"preset {shown(name_or_path)}: expected a name or a path")
     if _is_name(name_or_path) and not name_or_path.endswith((".yaml", ".yml")):
@@ -99,6 +99,9 @@ def find(name_or_path: str) -> Path:
             candidate = folder / f"{name_or_path}.yaml"
             if candidate.is_file():
                 return candidate
+    if names_only:
+        raise PresetError(f"preset {shown(name_or_path)} not found; give the name of a "
+                          f"preset (known presets: {_known()})")
     path = paths.expand(name_or_path, PresetError)
     st = paths.file_stat(path, name_or_path, PresetError)
     if st is not None:
@@ -117,8 +120,10 @@ def _known(limit: int = 8) -> str:
     return ", ".join(plain(n) for n in names[:limit]) + more
 
 
-def load(name_or_path: str, overrides: list[str] | None = None) -> Preset:
-    path = find(name_or_path)
+def load(name_or_path: str, overrides: list[str] | None = None, *,
+         names_only: bool = False) -> Preset:
+    """The preset a name or path names (`find`), with `section.key=value` overrides."""
+    path = find(name_or_path, names_only=names_only)
     where = path_text(path, 120)
     try:
         with paths.open_regular(path, str(path), PresetError, max_bytes=YAML_MAX_CHARS,
@@ -144,15 +149,8 @@ def to_yaml(preset: Preset, comment: str = "") -> str:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """A preset file written whole and durably (fsio.atomic_write)."""
+    fsio.atomic_write(path, text)
 
 
 def save(name: str, preset: Preset, comment: str = "", overwrite: bool = False) -> Path:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import time
 from hashlib import sha256
 from pathlib import Path
 
+from workbench import fsio
 from workbench.errors import WorkbenchError
 from workbench.export.modelfile import (IM_END, modelfile_text, ollama_tag, ollama_template,
                                  readme_text, template_check)
@@ -215,7 +215,7 @@ def write_gguf(folder: Path, path: Path, qtype: str, hp: dict, vocab: dict, *, n
     import gguf
     import numpy as np
     file_type = {"f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(fsio.temp_name(path.name))
     writer = gguf.GGUFWriter(tmp, "llama")
     try:
         writer.add_type("model")
@@ -280,7 +280,7 @@ def write_gguf(folder: Path, path: Path, qtype: str, hp: dict, vocab: dict, *, n
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.replace(tmp, path)
+        fsio.commit(tmp, path)
     finally:
         writer.close()
         if tmp.exists():
@@ -335,8 +335,8 @@ def export(source, *, types=TYPES, out_dir=None, name=None, system_prompt=None,
     for qtype in files:  # Modelfile -> the smaller file; Modelfile.f16 when both exist
         mf = "Modelfile" if qtype == ("q8_0" if "q8_0" in files else "f16") \
             else f"Modelfile.{qtype}"
-        (out / mf).write_text(modelfile_text(files[qtype].name, template, system, gen, stop),
-                              encoding="utf-8")
+        fsio.atomic_write(out / mf, modelfile_text(files[qtype].name, template, system, gen,
+                                                   stop))
         modelfiles[qtype] = mf
     if "Modelfile.f16" not in modelfiles.values() and (out / "Modelfile.f16").exists():
         (out / "Modelfile.f16").unlink()  # from an earlier export of both types
@@ -359,13 +359,10 @@ def export(source, *, types=TYPES, out_dir=None, name=None, system_prompt=None,
         except Exception as exc:  # noqa: BLE001 - unproven is reported as failed, not hidden
             report.update(ok=False, verify_error=f"{type(exc).__name__}: {exc}")
         report["ok"] = bool(report["ok"] and report["template"].get("ok", True))
-    (out / "README.md").write_text(readme_text(name, files, modelfiles, report["ok"]),
-                                   encoding="utf-8")
+    fsio.atomic_write(out / "README.md", readme_text(name, files, modelfiles, report["ok"]))
     report["readme"] = str(out / "README.md")
-    tmp = out / f".export_report.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str),
-                   encoding="utf-8")
-    os.replace(tmp, out / "export_report.json")
+    fsio.atomic_write(out / "export_report.json",
+                      json.dumps(report, indent=1, ensure_ascii=False, default=str))
     say("export " + ("verified" if report["ok"] else "FAILED verification"
                      if report["ok"] is False else "written (not verified)"))
     return report

@@ -7,7 +7,9 @@ Merging into 4-bit weights would round the update away, so the base is reloaded
 folded in (`merge_and_unload(safe_merge=True)`) and the logits are taken again: the
 largest difference goes into `<run>/merged/merge_report.json`, and a difference above the
 tolerance is an error (nothing is written then). The folder is written to a temporary
-name and renamed, so a failed or killed merge never leaves half a model behind.
+name (fsio.temp_name), its files fsync'd, then renamed, so a failed or killed merge (or a
+power loss) never leaves half a model behind; a killed merge's temporary folder is removed
+at the next start (runs.clean_stale_temps).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
-from workbench import runs
+from workbench import fsio, runs
 from workbench.errors import RunError
 
 # float32 merge: the merged weight W + s*B@A differs from computing W x + s*B(A x) only by
@@ -82,20 +84,22 @@ def merge(run_ref, *, dtype: str = "float32", progress=None) -> dict:
                        f"{diff:.4g} (tolerance {tol}); nothing was written")
     say("writing the merged model")
     out = merged_dir(run)
-    tmp = out.with_name(f".merged-tmp-{int(time.time())}")
+    tmp = out.with_name(fsio.temp_name("merged"))
     try:
         merged.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         report["seconds"] = round(time.monotonic() - t0, 1)
         report["path"] = str(out)
-        (tmp / "merge_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+        fsio.atomic_write(tmp / "merge_report.json", json.dumps(report, indent=1))
+        fsio.fsync_tree(tmp)  # every file on disk before the rename makes it the model
         if out.exists():
-            old = out.with_name(f".merged-old-{int(time.time())}")
+            old = out.with_name(fsio.temp_name("merged-old"))
             out.rename(old)
             tmp.rename(out)
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(out)
+        fsio.fsync_dir(run)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

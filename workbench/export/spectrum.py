@@ -25,7 +25,7 @@ from pathlib import Path
 from workbench.errors import WorkbenchError
 
 ENERGY = 0.9
-_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])\.weight$")
+_KEY = re.compile(r"\A(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])\.weight\Z")
 _LAYER = re.compile(r"\.layers\.(\d+)\.")
 # attention first, then the MLP, in the order data flows through a Llama block
 _ORDER = {m: i for i, m in enumerate(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",

@@ -46,7 +46,7 @@ CHATML_TEMPLATE = (
     "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
+_HUB_ID = re.compile(r"\A[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?\Z")
 HUB_PROBE_TIMEOUT = 2.0  # seconds; offline must fail in about this long, not hang for a minute
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "tokenizer*"]
 

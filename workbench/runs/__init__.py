@@ -17,6 +17,12 @@ Who writes what (this module is the one writer API, so the rules live in one pla
 - `request_stop` writes STOP: `jobs.stop`, from any process;
 - train.log is the training process's output (jobs.spawn points it there);
 - merged/ and export/ are derived artefacts with their own reports (export/).
+Every file here is written whole (fsio.atomic_write: a unique temporary name, fsync, rename);
+`clean_stale_temps` removes what a killed writer left.
+
+A run reference (`find`) is a run name or a run folder inside WORKBENCH_HOME/runs; a folder
+anywhere else is refused, so a request can never make the app read or write (STOP) outside
+its home.
 
 Everything else reads, and `status` says what the files mean when the writer could not:
 - no status.json yet, but a train.log written in the last STARTING_GRACE_S seconds: a job
@@ -36,15 +42,17 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from workbench import paths
-from workbench.errors import RunError
+from workbench import fsio, paths
+from workbench.errors import RunError, path_text, shown
 
 STATES = ("running", "completed", "failed", "stopped")
 STOP_FILE = "STOP"
 # how long a started job may take to write its first status.json (Python start-up and the
 # CLI's imports: about a second, much longer only on a machine under heavy load)
 STARTING_GRACE_S = 120.0
-_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+_CHECKPOINT_RE = re.compile(r"\Acheckpoint-(\d+)\Z")
+# a run folder's name: the run name (presets.NAME_RE) and -YYYYmmdd-HHMMSS[-n]
+RUN_NAME_RE = re.compile(r"\A[A-Za-z0-9._-]{1,128}\Z")
 
 
 def now_iso() -> str:
@@ -74,29 +82,55 @@ def create(preset, name: str, *, parent: Path | None = None) -> Path:
     No status.json: the training process writes the first one, with its own pid, when it
     takes the folder over (`status` reads a just-started folder as "starting"). `parent`
     puts the folder elsewhere than runs/ (the dry run's scratch folder)."""
-    from workbench.presets import atomic_write, to_yaml
+    from workbench.presets import to_yaml
     run = new_run_dir(name, parent)
-    atomic_write(run / "preset.yaml",
-                 to_yaml(preset, f"run {run.name}: the exact preset this run was trained with"))
+    fsio.atomic_write(run / "preset.yaml", to_yaml(
+        preset, f"run {run.name}: the exact preset this run was trained with"))
     return run
 
 
+def _is_run(folder: Path) -> bool:
+    return folder.is_dir() and (folder / "preset.yaml").is_file()
+
+
 def find(name_or_path: str | os.PathLike) -> Path:
-    """A run by folder path or by name (exact folder name, or newest run with that prefix)."""
-    candidate = Path(name_or_path).expanduser()
-    if candidate.is_dir() and (candidate / "preset.yaml").exists():
-        return candidate.resolve()
-    name = str(name_or_path)
-    if "/" not in name and name not in (".", ".."):
-        folder = paths.runs_dir() / name
-        if folder.is_dir():
+    """A run by name (exact folder name, or the newest run with that prefix) or by its
+    folder, which must be inside WORKBENCH_HOME/runs: a folder anywhere else is refused,
+    whoever asks (a request, a page, the CLI)."""
+    if isinstance(name_or_path, os.PathLike):
+        name_or_path = os.fspath(name_or_path)
+    if not isinstance(name_or_path, str) or not name_or_path:
+        raise RunError(f"run {shown(name_or_path)}: give a run name (see `launch.py runs`)")
+    text = name_or_path
+    root = paths.runs_dir()
+    if RUN_NAME_RE.fullmatch(text) and text not in (".", ".."):
+        folder = root / text
+        if _inside(folder, root) and _is_run(folder):
             return folder
-        matches = sorted((p for p in paths.runs_dir().glob(f"{name}-*") if p.is_dir()),
-                         key=lambda p: p.name)
+        matches = sorted((p for p in root.iterdir() if p.name.startswith(f"{text}-")
+                          and RUN_NAME_RE.fullmatch(p.name) and _inside(p, root)
+                          and _is_run(p)), key=lambda p: p.name)
         if matches:
             return matches[-1]
-    known = ", ".join(p.name for p in sorted(paths.runs_dir().iterdir())[-5:]) or "none yet"
-    raise RunError(f"run {name!r} not found in {paths.runs_dir()} (recent runs: {known})")
+    else:
+        folder = paths.expand(text, RunError)
+        if not _inside(folder, root):
+            raise RunError(f"{path_text(text)}: not a run of this Workbench; runs are the "
+                           f"folders in {path_text(root)} (give the run's name)")
+        if _is_run(folder):
+            return folder.resolve()
+    known = ", ".join(p.name for p in sorted(root.iterdir())[-5:]
+                      if RUN_NAME_RE.fullmatch(p.name)) or "none yet"
+    raise RunError(f"run {shown(text)} not found in {path_text(root)} (recent runs: "
+                   f"{known})")
+
+
+def _inside(folder: Path, root: Path) -> bool:
+    """Whether `folder`, symbolic links followed, is a folder directly in `root`."""
+    try:
+        return folder.resolve().parent == root.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False
 
 
 # -- status ---------------------------------------------------------------------------
@@ -120,7 +154,7 @@ def pid_alive(pid) -> bool:
 
 # The app polls every run folder every two seconds while a run trains: files are parsed
 # again only when their size or mtime changed (issue 9: the app's own cost while training).
-_READ_CACHE: dict[tuple[str, str], tuple[tuple[int, int], object]] = {}
+_READ_CACHE: dict[tuple[str, str], tuple[tuple[int, int, int], object]] = {}
 _READ_LOCK = threading.Lock()
 
 
@@ -131,7 +165,9 @@ def _cached(path: Path, kind: str, parse):
     except OSError:
         _READ_CACHE.pop((str(path), kind), None)
         return parse(path)
-    stamp = (st.st_size, st.st_mtime_ns)
+    # the inode too: a file replaced whole (fsio.atomic_write) within one clock tick can
+    # keep its size and mtime, never its inode
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
     key = (str(path), kind)
     with _READ_LOCK:
         hit = _READ_CACHE.get(key)
@@ -196,13 +232,15 @@ def _without_status(run: Path) -> dict:
 
 
 def write_status(run: Path, **fields) -> dict:
-    """Merge fields into status.json atomically (only the training process calls this)."""
-    st = read_json(run / "status.json")
-    st.update(fields)
-    st["updated_at"] = now_iso()
-    tmp = run / ".status.json.tmp"
-    tmp.write_text(json.dumps(st, indent=1), encoding="utf-8")
-    os.replace(tmp, run / "status.json")
+    """Merge fields into status.json atomically and durably (only the training process
+    calls this). Writers of one run take turns (a flock on the run folder), so two
+    processes merging fields at once lose neither's."""
+    run = Path(run)
+    with fsio.folder_lock(run):
+        st = _read_json_file(run / "status.json")  # fresh: never the cached copy here
+        st.update(fields)
+        st["updated_at"] = now_iso()
+        fsio.atomic_write(run / "status.json", json.dumps(st, indent=1))
     return st
 
 
@@ -233,9 +271,24 @@ def append_metrics(run: Path, record: dict) -> None:
 def trim_metrics(run: Path, upto_step: int) -> None:
     """Drop the records after `upto_step` (a resume redoes those steps), atomically."""
     kept = [m for m in metrics(run) if m.get("step", 0) <= upto_step]
-    tmp = run / ".metrics.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(m) + "\n" for m in kept), encoding="utf-8")
-    os.replace(tmp, run / "metrics.jsonl")
+    fsio.atomic_write(Path(run) / "metrics.jsonl",
+                      "".join(json.dumps(m) + "\n" for m in kept))
+
+
+def clean_stale_temps() -> int:
+    """Remove the temporary files (and half-written folders) that killed writers left in
+    the folders Workbench writes to: WORKBENCH_HOME, its presets/, cache/, tmp/, and each
+    run folder with its export/. The app calls it at start-up, heavy commands when they
+    start; returns how many were removed."""
+    home = paths.home(create=False)
+    folders = [home, home / "presets", home / "cache", home / "tmp", home / "runs"]
+    try:
+        run_folders = [p for p in (home / "runs").iterdir() if p.is_dir()]
+    except OSError:
+        run_folders = []
+    for run in run_folders:
+        folders += [run, run / "export"]
+    return sum(len(fsio.clean_stale_temps(f)) for f in folders)
 
 
 def log_tail(run: str | os.PathLike, n: int = 40) -> str:
