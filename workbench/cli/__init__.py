@@ -16,6 +16,7 @@ need them, so `--help` and the app's start are quick.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -39,6 +40,7 @@ def _print_json(obj) -> None:
 
 def cmd_train(args) -> int:
     from workbench import presets, runs, train
+    from workbench.runs import lock
     if args.run_dir:  # a job the app started (runs.jobs): the folder holds preset.yaml
         run = Path(args.run_dir)
     else:
@@ -48,6 +50,9 @@ def cmd_train(args) -> int:
         preset = presets.load(args.preset, args.set)
         name = args.name or Path(args.preset).stem
         run = runs.create(preset, name)
+        held = lock.current()
+        if held is not None:  # the heavy lock names the run, not the preset, from now on
+            held.update(what=run.name)
         print(f"run folder: {run}", flush=True)
     final = train.train(run)
     print(f"run: {run}")
@@ -91,7 +96,11 @@ def cmd_merge(args) -> int:
 
 
 def cmd_chat(args) -> int:
+    """Not a heavy job (runs.lock): it takes no lock, but waits its turn like the page's
+    chat, refused while a heavy job holds the memory."""
     from workbench import chat, runs
+    from workbench.runs import lock
+    lock.check_free()
     gen = runs.load_preset(runs.find(args.run)).generation
     if args.max_new_tokens:
         gen.max_new_tokens = args.max_new_tokens
@@ -195,6 +204,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _heavy_lock(args):
+    """A heavy command (runs.lock.HEAVY_COMMANDS) holds the heavy lock while it runs, so it
+    never runs beside another one, whoever started that; a second one gets one `error:`
+    line (runs.lock.Busy). Once it holds the lock, what killed writers left is cleaned."""
+    command = getattr(args, "command", None)
+    sub = getattr(args, "quant_command", None) if command == "quant" else None
+    from workbench.runs.lock import HEAVY_COMMANDS
+    kind = HEAVY_COMMANDS.get((command, sub))
+    if kind is None:
+        yield
+        return
+    from workbench import runs
+    from workbench.runs import lock
+    subject = next((v for v in (getattr(args, k, None) for k in ("run_dir", "run", "preset"))
+                    if v), "")
+    with lock.held(kind, lock.subject_name(subject)):
+        runs.clean_stale_temps()
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     from workbench.errors import error_line
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -215,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with _heavy_lock(args):
+            return int(args.func(args) or 0)
     except WorkbenchError as exc:  # one line, escaped and capped (errors.error_line)
         print(error_line(exc), file=sys.stderr)
         if getattr(args, "json_out", None):  # a job's caller reads its result file

@@ -19,7 +19,11 @@ The contract with a child:
 Training (`start`, `resume`) is a detached job whose log is RUN/train.log and whose result
 is the run folder itself. `start` creates the folder (runs.create: preset.yaml only); the
 child writes status.json with its own pid, and start/resume return once it has, so a
-caller reads the child's state, never a guess. One training at a time on a machine.
+caller reads the child's state, never a guess.
+
+One heavy job at a time (runs.lock): `spawn` takes the heavy lock for a heavy command
+before it starts the child and hands it over, so a second job is refused before anything
+is created, and the lock then lives exactly as long as the child.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from workbench import paths, runs
+from workbench import fsio, paths, runs
 from workbench.config import Preset
 from workbench.errors import RunError
+from workbench.runs import lock
 
 LAUNCH = paths.PROJECT_ROOT / "launch.py"
 # how long start/resume wait for the child to record its pid before returning anyway
@@ -155,13 +160,30 @@ def command(argv: list[str]) -> list[str]:
 
 def spawn(kind: str, argv: list[str], *, log: str | os.PathLike,
           result: str | os.PathLike | None = None, detached: bool = False,
-          env: dict | None = None, run: Path | None = None) -> Job:
+          env: dict | None = None, run: Path | None = None,
+          held: lock.HeavyLock | None = None) -> Job:
     """Start `launch.py ARGV` in a process of its own; its output goes to `log`.
 
     `kind` names the job in messages. With `result`, the child gets `--json-out RESULT`
     (a stale file of that name is removed first, so what is read afterwards is this
     job's). A detached job's log is appended to (train.log holds every attempt of a run);
-    another job's log is its own and starts empty. `env` adds variables to child_env."""
+    another job's log is its own and starts empty. `env` adds variables to child_env.
+
+    A heavy command (lock.HEAVY_COMMANDS) first takes the heavy lock (lock.Busy, one line,
+    when another heavy job runs; `held`: a lock the caller took already) and hands it to
+    the child."""
+    if held is None:
+        job = lock.job_of(list(argv))
+        held = lock.acquire(*job) if job is not None else None
+    try:
+        return _spawn(kind, argv, log=log, result=result, detached=detached, env=env,
+                      run=run, held=held)
+    finally:
+        if held is not None:
+            held.release()  # a no-op once handed to the child; else the spawn failed
+
+
+def _spawn(kind, argv, *, log, result, detached, env, run, held) -> Job:
     log = Path(log)
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = list(argv)
@@ -169,16 +191,42 @@ def spawn(kind: str, argv: list[str], *, log: str | os.PathLike,
         result = Path(result)
         result.unlink(missing_ok=True)
         argv += ["--json-out", str(result)]
+    extra = dict(env or {})
+    if held is not None:
+        extra[lock.FD_ENV] = str(held.fd)
     with open(log, "ab" if detached else "wb") as fh:
         offset = fh.tell()
         proc = subprocess.Popen(command(argv), cwd=paths.PROJECT_ROOT,
                                 stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
-                                env=child_env(**(env or {})), start_new_session=True)
+                                env=child_env(**extra), start_new_session=True,
+                                pass_fds=(held.fd,) if held is not None else ())
+    if held is not None:
+        held.hand_to(proc.pid)
     job = Job(kind, argv, proc, log, result, detached, offset, run)
     reap()
     with _jobs_lock:
         _jobs.append(job)
     return job
+
+
+def stop_attached(grace: float = 2.0) -> None:
+    """End every child this process started that is not detached (a merge, an export, a
+    measurement the page waits for), at once: SIGTERM, SIGKILL after `grace` seconds. The
+    server calls it as it shuts down; detached training jobs keep running."""
+    with _jobs_lock:
+        attached = [job for job in _jobs if not job.detached and job.poll() is None]
+    for job in attached:
+        try:
+            os.killpg(job.pid, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.monotonic() + grace
+    for job in attached:
+        try:
+            job.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            job.stop(grace=0.0)
+    reap()
 
 
 def reap() -> None:
@@ -219,12 +267,14 @@ def _refuse_if_busy() -> None:
     if busy is not None:
         raise RunError(f"run {busy.name} is still training: stop it or wait for it to finish "
                        "before starting another")
+    lock.check_free()  # a merge, export, dry run ... from the page or the CLI
 
 
-def _train_job(kind: str, run: Path, argv: list[str]) -> Job:
+def _train_job(kind: str, run: Path, argv: list[str],
+               held: lock.HeavyLock | None = None) -> Job:
     """Start the training child and wait until it has taken the run folder over (its pid
     in status.json); a child that ends first raises its error."""
-    job = spawn(kind, argv, log=run / "train.log", detached=True, run=run)
+    job = spawn(kind, argv, log=run / "train.log", detached=True, run=run, held=held)
     deadline = time.monotonic() + RECORD_TIMEOUT_S
     while time.monotonic() < deadline:
         ended = job.poll() is not None  # before reading: a quick child still counts
@@ -240,8 +290,13 @@ def start(preset: Preset, name: str) -> Path:
     """Create a run folder for `preset` and train it in a detached process."""
     _refuse_if_busy()
     preset = Preset.from_dict(preset.to_dict())  # validate before anything is written
-    run = runs.create(preset, name)
-    _train_job("train", run, ["train", "--run-dir", str(run)])
+    held = lock.acquire("train", name)  # before the folder: a refused start leaves nothing
+    try:
+        run = runs.create(preset, name)
+        held.update(what=run.name)
+        _train_job("train", run, ["train", "--run-dir", str(run)], held)
+    finally:
+        held.release()  # a no-op once the child has it
     return run
 
 
@@ -284,5 +339,4 @@ def stop(run_ref, *, force: bool = False, grace: float = 0.0) -> Path:
 def write_result(path: str | os.PathLike | None, data: dict) -> None:
     """A child's side of the contract: its result as JSON in the file spawn named."""
     if path:
-        Path(path).write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str),
-                              encoding="utf-8")
+        fsio.atomic_write(path, json.dumps(data, indent=1, ensure_ascii=False, default=str))

@@ -43,12 +43,16 @@ def active_run_name() -> str | None:
 
 
 def refuse_if_busy(what: str) -> None:
-    """Merge, chat and measuring load a model: refuse while training holds the memory."""
+    """Merge, chat, measuring ... load a model: refuse while training, or any other heavy
+    job (runs.lock: a merge, export, dry run ... from this page, another one or the CLI),
+    holds the memory. One line naming what runs and how to stop it."""
     running = active_run_name()
     if running:
         raise RunError(f"training run {running!r} is still running; {what} would compete "
                        "with it for memory. Wait until it finishes or stop it in the "
                        "Training tab.")
+    from workbench.runs import lock
+    lock.check_free()
 
 
 def find_run(name: str | None) -> Path:
@@ -105,12 +109,15 @@ def _tmp_dir() -> Path:
 @contextmanager
 def job(kind: str, argv: list[str], *, log: Path | None = None, env: dict | None = None):
     """`launch.py ARGV` as a child process (jobs.spawn) with a result file, for one event.
+    A heavy job takes the heavy lock first (runs.lock.Busy when another one runs).
 
     Its log is `log`, or a file under WORKBENCH_HOME/tmp; leaving the block (the handler
     finished, failed, or the page went away) ends the child if it still runs and deletes
     the temporary files, so nothing keeps running unseen."""
+    from workbench import chat
     stem = _tmp_dir() / f"{kind.replace(' ', '-')}-{secrets.token_hex(6)}"
     own_log = log is None
+    chat.release()  # a heavy job gets the memory: the page's chat model is dropped first
     child = jobs.spawn(kind, argv, log=stem.with_suffix(".log") if own_log else log,
                        result=stem.with_suffix(".json"), env=env)
     try:
