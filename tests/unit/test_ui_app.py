@@ -107,6 +107,7 @@ def test_launch_command_refuses_listen_without_auth(tmp_path):
 
 def test_launch_settings_are_safe():
     kw = server.launch_kwargs("127.0.0.1", 7860, None, "/home/x/.workbench")
-    assert kw["share"] is False and kw["allowed_paths"] == ["/home/x/.workbench"]
+    # nothing of WORKBENCH_HOME is served: Gradio serves allowed_paths inline (issue 13)
+    assert kw["share"] is False and kw["allowed_paths"] == []
     assert kw["max_file_size"] and kw["enable_monitoring"] is False
     assert kw["server_name"] == "127.0.0.1"

@@ -226,8 +226,9 @@ def api_runs() -> list[dict]:
 
 def api_save_preset(name: str, base: str = DEFAULT_PRESET,
                     overrides: list[str] | None = None, overwrite: bool = False) -> dict:
-    """Save a user preset: `base` (a preset name) with `section.key=value` overrides."""
-    preset = presets.load(base, list(overrides or []))
+    """Save a user preset: `base` (a preset name, never a path) with `section.key=value`
+    overrides."""
+    preset = presets.load(base, list(overrides or []), names_only=True)
     path = presets.save(name, preset, overwrite=overwrite)
     return {"name": path.stem, "kind": "user"}
 

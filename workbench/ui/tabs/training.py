@@ -323,10 +323,10 @@ def runs_markdown(all_runs: list[dict]) -> str:
 
 def api_start(preset: str = "cpu-demo", name: str = "", overrides: list[str] | None = None
               ) -> dict:
-    """Start training a preset (name or YAML path) with `section.key=value` overrides."""
+    """Start training a preset (a name, never a path) with `section.key=value` overrides."""
     from workbench import chat, presets
     from workbench.runs import jobs
-    p = presets.load(preset, list(overrides or []))
+    p = presets.load(preset, list(overrides or []), names_only=True)
     run_name = check_name(name.strip() or Path(preset).stem)
     chat.release()
     run = jobs.start(p, run_name)
