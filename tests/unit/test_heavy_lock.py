@@ -232,7 +232,8 @@ def test_a_training_job_that_has_ended_is_waited_for_not_refused():
                             stdout=subprocess.PIPE, text=True, cwd=ROOT,
                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert proc.stdout.readline().strip() == "stopped"
+    started = time.monotonic()
     assert proc.poll() is None and lock.holder(settle=0)["kind"] == "resume"
-    with lock.acquire("merge", run.name) as held:
-        assert proc.poll() is not None and held.info["pid"] == os.getpid()
+    with lock.acquire("merge", run.name) as held:  # waited for, not refused
+        assert time.monotonic() - started > 0.5 and held.info["pid"] == os.getpid()
     proc.wait(30)
