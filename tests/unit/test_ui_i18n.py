@@ -55,6 +55,54 @@ def test_tab_names_are_fixed_in_english():
 
 def test_page_script_embeds_the_table_safely():
     head = i18n.page_head()
-    assert head.startswith("<script>") and head.endswith("</script>")
+    assert head.startswith("<script>") and head.endswith("</style>")  # the switch's style
     assert head.count("</script>") == 1  # no "</" from the table can close the tag early
     assert '"train.step"' in head and "运行中" in head
+
+
+# -- the language switch (issue 14 item 4) -------------------------------------------------
+
+def _gradio_assets():
+    import gradio
+    from pathlib import Path
+    return Path(gradio.__file__).parent / "templates" / "frontend" / "assets"
+
+
+def test_page_script_finds_gradios_change_locale():
+    # the switch imports the core module the page already loaded and calls changeLocale;
+    # a Gradio upgrade that renames it leaves the Settings-panel fallback (browser test)
+    name = i18n.gradio_core_asset()
+    assert name.startswith("core-") and name.endswith(".js")
+    source = (_gradio_assets() / name).read_text(encoding="utf-8")
+    assert "as changeLocale" in source  # exported under that name
+    head = i18n.page_head()
+    assert f'"{name}"' in head and '"workbench-lang"' in head and '"zh-CN"' in head
+
+
+def test_gradio_words_we_retranslate_are_gradios_own():
+    # the upload box text is re-done in place with the words Gradio's locale files use
+    assets = _gradio_assets()
+    en = i18n.gradio_core_asset()
+    zh = next(assets.glob("zh-CN-*.js")).name
+    for key, langs in i18n.GRADIO_TEXT.items():
+        for lang, file in (("en", en), ("zh", zh)):
+            word = langs[lang].strip("- ")  # "- or -" is "- {or} -" in the template
+            assert f"`{word}`" in (assets / file).read_text(encoding="utf-8"), (key, lang)
+
+
+def test_language_switch_offers_english_and_chinese():
+    html = i18n.language_switch_html()
+    assert 'data-wb-lang="en"' in html and 'data-wb-lang="zh"' in html
+    assert "English" in html and "中文" in html and 'role="radiogroup"' in html
+
+
+def test_request_language_prefers_the_switch_cookie():
+    class Req:
+        def __init__(self, cookies=None, accept=""):
+            self.cookies = cookies or {}
+            self.headers = {"accept-language": accept}
+    assert i18n.request_lang(None) == "en"
+    assert i18n.request_lang(Req(accept="zh-CN,zh;q=0.9")) == "zh"
+    assert i18n.request_lang(Req({"workbench-lang": "en"}, accept="zh-CN")) == "en"
+    assert i18n.request_lang(Req({"workbench-lang": "zh"}, accept="en-US")) == "zh"
+    assert i18n.request_lang(Req({"workbench-lang": "fr"}, accept="en-US")) == "en"

@@ -22,11 +22,10 @@ import gradio as gr
 from workbench import presets
 from workbench.config import Preset
 from workbench.ui import widgets
-from workbench.ui.i18n import field_keys, m, t
+from workbench.ui.i18n import field_keys, language_switch_html, m, t
 from workbench.ui.tabs import chat, dataset, lora, merge, quantization, training
 
 DEFAULT_PRESET = "cpu-demo"
-OPEN_SETTINGS_JS = "() => { document.querySelector('footer button.settings')?.click(); }"
 CSS = """
 .wb-header h1 {margin-bottom: 0}
 .wb-header p {margin-top: 2px; color: var(--body-text-color-subdued)}
@@ -111,11 +110,10 @@ def build_app() -> gr.Blocks:
         gr.api(guard(api_presets), api_name="presets", concurrency_limit=None)
         with gr.Row(elem_classes=["wb-header"]):
             gr.Markdown(f"# {m('app.title')}\n{m('app.tagline')}", scale=4)
-            language = gr.Button(t("app.language"), size="sm", scale=0, min_width=150,
-                                 elem_id="language-button")
-        # Gradio keeps the page language (browser default) in its Settings panel; the
-        # button opens it, so the switch is one click away at the top of the page
-        language.click(None, js=OPEN_SETTINGS_JS)
+            # English | 中文: the page script (i18n.page_head) switches every label at
+            # once, Gradio's included, and remembers the choice
+            gr.HTML(language_switch_html(), elem_id="language-switch", scale=0,
+                    min_width=150)
         bar = _build_preset_bar(initial_name)
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab(t("tab.dataset"), id="dataset", elem_id="tab-dataset") as tab_data:

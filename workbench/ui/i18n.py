@@ -14,8 +14,11 @@ a literal string:
   ⟦key⟧ that the page script (`page_head()`) replaces with the text in the page's
   language, and re-translates when the language changes.
 
-The language is Gradio's: the browser's language, or the one chosen under Settings at the
-bottom of the page. Test: tests/unit/test_ui_i18n.py (both languages for every key).
+The language is the browser's until the user picks one with the switch at the top of the
+page (English / 中文, remembered in the browser); the switch changes Gradio's own locale, so
+t() labels, markers and Gradio's own words change at once (see `page_head()`).
+Tests: tests/unit/test_ui_i18n.py (both languages for every key),
+tests/browser/test_language.py (the switch).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
+from pathlib import Path
 
 from workbench.config import iter_fields
 
@@ -533,16 +537,94 @@ def text_or_key(key: str, lang: str) -> str:
     return entry[lang] if entry else key
 
 
+# -- the page script: markers, the language switch, and Gradio's strings ------------------
+# The switch is ours (English / 中文, `language_switch_html()` at the top of the page); the
+# choice is kept in the browser (localStorage) and in a cookie (`request_lang()` reads it
+# for text the server draws into data, such as a chart's categories). Choosing a language
+# sets Gradio's own locale (its `changeLocale`, from the module the page already loaded),
+# which translates every t() label, Gradio's own strings and sets <html lang>; the markers
+# follow <html lang>. What Gradio does not redo in place is redone here: the names of tabs
+# not shown yet and the upload box text.
+
+LANGUAGES = (("en", "English"), ("zh", "中文"))
+STORAGE_KEY = "workbench-lang"  # localStorage, and the cookie's name
+GRADIO_LOCALE = {"en": "en", "zh": "zh-CN"}  # zh-CN: Gradio's own strings too; ours are "zh"
+
+# Gradio's own strings that a component renders once and never re-translates (the text
+# of an upload box), as Gradio's locale files word them (tests check against them).
+GRADIO_TEXT: dict[str, dict[str, str]] = {
+    "upload_text.drop_file": {"en": "Drop File Here", "zh": "将文件拖放到此处"},
+    "upload_text.or": {"en": "- or -", "zh": "- 或 -"},
+    "upload_text.click_to_upload": {"en": "Click to Upload", "zh": "点击上传"},
+}
+
+
+def language_switch_html() -> str:
+    """Two choices, English | 中文, for a gr.HTML at the top of the page (the page script
+    handles the clicks and marks the current one)."""
+    buttons = "".join(
+        f'<button type="button" role="radio" aria-checked="false" data-wb-lang="{code}"'
+        f' lang="{GRADIO_LOCALE[code]}">{name}</button>' for code, name in LANGUAGES)
+    return f'<div class="wb-lang" role="radiogroup" aria-label="Language · 语言">{buttons}</div>'
+
+
+def request_lang(request) -> str:
+    """'zh' or 'en' for a request: the switch's cookie, else the browser's language."""
+    if request is None:
+        return "en"
+    cookies = getattr(request, "cookies", None) or {}
+    chosen = str(cookies.get(STORAGE_KEY, "") or "")
+    if chosen in GRADIO_LOCALE:
+        return chosen
+    headers = getattr(request, "headers", None) or {}
+    accept = str(headers.get("accept-language", "") or "")
+    return "zh" if accept.strip().lower().startswith("zh") else "en"
+
+
+@lru_cache(maxsize=1)
+def gradio_core_asset() -> str:
+    """The file name of the installed Gradio frontend's core module (the one that exports
+    `changeLocale`, e.g. 'core-Bdx9080F.js'), or '' when it cannot be found; the page
+    script then falls back to Gradio's Settings panel."""
+    try:
+        import gradio
+        assets = Path(gradio.__file__).parent / "templates" / "frontend" / "assets"
+        for path in sorted(assets.glob("core-*.js")):
+            if "changeLocale" in path.read_text(encoding="utf-8", errors="ignore"):
+                return path.name
+    except (ImportError, OSError):
+        pass
+    return ""
+
+
 _SCRIPT = r"""
 (() => {
   const T = __TABLE__;
+  const GR = __GRADIO_TEXT__;
+  const CORE = __CORE__;
+  const KEY = __KEY__;
+  const LOCALE = __LOCALE__;
   const RE = /\u27e6([\w.-]+)\u27e7/g;
-  const lang = () => ((document.documentElement.lang || navigator.language || "en")
-                      .toLowerCase().startsWith("zh") ? "zh" : "en");
+  const short = (v) => ((v || "").toLowerCase().startsWith("zh") ? "zh" : "en");
+  const lang = () => short(document.documentElement.lang || navigator.language || "en");
   const tr = (key) => (T[key] ? (T[key][lang()] || T[key].en) : key);
+  const render = (text) => text.replace(RE, (match, key) => tr(key));
+  const TAB_KEYS = Object.keys(T).filter((k) => k.startsWith("tab."));
+  let wanted = null;  // the language being applied (the switch shows it at once)
+
   function translateNode(node) {
     const text = node.nodeValue;
-    if (!text || text.indexOf("\u27e6") < 0) return;
+    const parent = node.parentNode;
+    if (!text || !parent || text.indexOf("\u27e6") < 0) return;
+    if (parent instanceof SVGElement) {
+      // chart text (Vega draws SVG, where a <span> would not show): the source stays on
+      // the element so a language change can redo it
+      const out = render(text);
+      parent.dataset.wbSrc = text;
+      parent.dataset.wbOut = out;
+      node.nodeValue = out;
+      return;
+    }
     const frag = document.createDocumentFragment();
     let last = 0;
     text.replace(RE, (match, key, at) => {
@@ -554,40 +636,215 @@ _SCRIPT = r"""
       last = at + match.length;
     });
     frag.appendChild(document.createTextNode(text.slice(last)));
-    node.parentNode && node.parentNode.replaceChild(frag, node);
+    parent.replaceChild(frag, node);
+  }
+  function textNodes(root) {
+    const it = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    const found = [];
+    while (it.nextNode()) found.push(it.currentNode);
+    return found;
+  }
+  function translateLabel(el) {
+    // a chart's aria-labels name its axes by their titles (what a screen reader says)
+    const label = el.getAttribute("aria-label");
+    if (!label || label.indexOf("\u27e6") < 0) return;
+    const out = render(label);
+    el.dataset.wbLabel = label;
+    el.dataset.wbLabelOut = out;
+    el.setAttribute("aria-label", out);
   }
   function walk(root) {
     if (root.nodeType === 3) return translateNode(root);
     if (root.nodeType !== 1 || root.tagName === "SCRIPT" || root.tagName === "STYLE") return;
-    const it = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
-    const found = [];
-    while (it.nextNode()) if (it.currentNode.nodeValue.indexOf("\u27e6") >= 0) found.push(it.currentNode);
-    found.forEach(translateNode);
+    textNodes(root).filter((n) => n.nodeValue.indexOf("\u27e6") >= 0).forEach(translateNode);
+    translateLabel(root);
+    root.querySelectorAll('[aria-label*="\u27e6"]').forEach(translateLabel);
+  }
+  // a text node that shows one of `keys` in either language: show it in the page's
+  function swap(node, table, keys) {
+    const shown = node.nodeValue.trim();
+    if (!shown) return;
+    for (const key of keys) {
+      const entry = table[key];
+      if (entry.en !== shown && entry.zh !== shown) continue;
+      const want = entry[lang()] || entry.en;
+      if (want !== shown) node.nodeValue = node.nodeValue.replace(shown, want);
+      return;
+    }
+  }
+  function fixup() {
+    // Gradio names a tab in the new language only once the tab has been shown
+    document.querySelectorAll(".tab-wrapper button").forEach(
+      (b) => textNodes(b).forEach((n) => swap(n, T, TAB_KEYS)));
+    // Gradio's own words that a component renders once (the upload box)
+    document.querySelectorAll('[data-testid="upload-text"]').forEach(
+      (b) => textNodes(b).forEach((n) => swap(n, GR, Object.keys(GR))));
+    const current = wanted || lang();
+    document.querySelectorAll("[data-wb-lang]").forEach((b) => {
+      const on = String(b.dataset.wbLang === current);
+      if (b.getAttribute("aria-checked") !== on) b.setAttribute("aria-checked", on);
+    });
   }
   function retranslate() {
     document.querySelectorAll("[data-wb-key]").forEach((s) => { s.textContent = tr(s.dataset.wbKey); });
+    document.querySelectorAll("[data-wb-src]").forEach((el) => {
+      if (el.textContent !== el.dataset.wbOut) return;  // the chart has redrawn it since
+      const out = render(el.dataset.wbSrc);
+      el.dataset.wbOut = out;
+      el.textContent = out;
+    });
+    document.querySelectorAll("[data-wb-label]").forEach((el) => {
+      if (el.getAttribute("aria-label") !== el.dataset.wbLabelOut) return;  // redrawn since
+      el.dataset.wbLabelOut = render(el.dataset.wbLabel);
+      el.setAttribute("aria-label", el.dataset.wbLabelOut);
+    });
+    fixup();
   }
+
+  // -- choosing a language ----------------------------------------------------------------
+  let core = null;
+  function coreModule() {
+    // the module the page already loaded (same URL, so the same instance): its
+    // changeLocale sets Gradio's locale store
+    core = core || (async () => {
+      let url = null;
+      if (CORE) {
+        const main = document.querySelector('script[type="module"][src*="assets/index-"]');
+        url = new URL(CORE, main ? main.src : new URL("assets/", document.baseURI)).href;
+      } else {
+        url = performance.getEntriesByType("resource").map((e) => e.name)
+          .find((n) => /\/assets\/core-[\w-]+\.js$/.test(n));
+      }
+      if (!url) return null;
+      const mod = await import(url);
+      return typeof mod.changeLocale === "function" ? mod : null;
+    })().catch((err) => { console.warn("Workbench: Gradio's changeLocale not found", err); return null; });
+    return core;
+  }
+  function until(test, ms) {
+    return new Promise((resolve) => {
+      const started = Date.now();
+      const poll = () => {
+        const got = test();
+        if (got || Date.now() - started > ms) return resolve(got || null);
+        setTimeout(poll, 50);
+      };
+      poll();
+    });
+  }
+  async function viaSettings(locale) {
+    // fallback: Gradio's Settings panel, its Language dropdown
+    const names = {"en": "English", "zh-CN": "简体中文"};
+    const open = document.querySelector("footer button.settings");
+    if (!open) return false;
+    open.click();
+    const input = await until(() => document.querySelector('[role="dialog"] input[aria-label="Language"]'), 3000);
+    let ok = false;
+    if (input) {
+      input.focus();
+      input.click();
+      const option = await until(() => Array.from(document.querySelectorAll('[role="option"]'))
+        .find((o) => (o.getAttribute("aria-label") || o.textContent.trim()) === names[locale]), 2000);
+      if (option) {
+        option.dispatchEvent(new MouseEvent("mousedown", {bubbles: true}));
+        option.click();
+        ok = Boolean(await until(() => document.documentElement.lang === locale, 3000));
+      }
+    }
+    const dialog = document.querySelector('[role="dialog"]');
+    const close = dialog && (dialog.querySelector(".banner-wrap button") || dialog.querySelector(".backdrop"));
+    if (close) close.click();
+    return ok;
+  }
+  async function apply(l) {
+    const locale = LOCALE[l];
+    if (document.documentElement.lang !== locale) {
+      const mod = await coreModule();
+      let ok = false;
+      if (mod) {
+        mod.changeLocale(locale);  // sets <html lang> once the locale's strings are loaded
+        ok = Boolean(await until(() => document.documentElement.lang === locale, 5000));
+      }
+      if (!ok) ok = await viaSettings(locale);
+      if (!ok) document.documentElement.lang = locale;  // our own text follows still
+    }
+    if (wanted === l) wanted = null;
+    fixup();
+  }
+  let queue = Promise.resolve();
+  function setLanguage(l, remember) {
+    l = l === "zh" ? "zh" : "en";
+    if (remember) {
+      try { localStorage.setItem(KEY, l); } catch (err) { /* private mode: this page only */ }
+      document.cookie = KEY + "=" + l + "; path=/; max-age=31536000; SameSite=Lax";
+    }
+    wanted = l;
+    fixup();
+    queue = queue.then(() => apply(l));  // one change at a time: a locale loads async
+    return queue;
+  }
+  function saved() {
+    try { return localStorage.getItem(KEY); } catch (err) { return null; }
+  }
+  window.workbenchLanguage = {set: (l) => setLanguage(l, true), get: lang, viaSettings};
+
   function start() {
     walk(document.body);
+    fixup();
+    let pending = false;
     new MutationObserver((muts) => {
       for (const mu of muts) {
         if (mu.type === "characterData") translateNode(mu.target);
+        else if (mu.type === "attributes") translateLabel(mu.target);
         else mu.addedNodes.forEach(walk);
       }
-    }).observe(document.body, {childList: true, subtree: true, characterData: true});
+      if (!pending) {
+        pending = true;
+        setTimeout(() => { pending = false; fixup(); }, 0);
+      }
+    }).observe(document.body, {childList: true, subtree: true, characterData: true,
+                               attributes: true, attributeFilter: ["aria-label"]});
     new MutationObserver(retranslate).observe(document.documentElement,
       {attributes: true, attributeFilter: ["lang"]});
+    document.addEventListener("click", (ev) => {
+      const b = ev.target.closest && ev.target.closest("[data-wb-lang]");
+      if (b) setLanguage(b.dataset.wbLang, true);
+    });
   }
   if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
+  // the remembered choice, as early as the page allows (this runs before the first render)
+  const choice = saved();
+  if (choice === "en" || choice === "zh") setLanguage(choice, false);
 })();
+"""
+
+_STYLE = """
+#language-switch {flex: 0 0 auto !important; width: auto !important;
+  min-width: max-content !important; align-self: center}
+#language-switch .wb-lang {display: inline-flex; border: 1px solid var(--border-color-primary);
+  border-radius: var(--radius-lg); overflow: hidden; white-space: nowrap}
+#language-switch .wb-lang button {padding: 5px 14px; margin: 0; font-size: var(--text-md);
+  cursor: pointer; border: 0; border-radius: 0; background: var(--background-fill-primary);
+  color: var(--body-text-color)}
+#language-switch .wb-lang button + button {border-left: 1px solid var(--border-color-primary)}
+#language-switch .wb-lang button:hover {background: var(--background-fill-secondary)}
+#language-switch .wb-lang button[aria-checked="true"] {background: var(--color-accent);
+  color: white}
 """
 
 
 def page_head() -> str:
-    """The <script> that translates m() markers; passed to launch(head=...)."""
-    tbl = json.dumps({k: {"en": v["en"], "zh": v["zh"]} for k, v in table().items()},
-                     ensure_ascii=False).replace("</", "<\\/")
-    return "<script>" + _SCRIPT.replace("__TABLE__", tbl) + "</script>"
+    """The <script> that translates m() markers and runs the language switch, and the
+    switch's style; passed to launch(head=...)."""
+    def js(value) -> str:
+        return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
+    tbl = {k: {"en": v["en"], "zh": v["zh"]} for k, v in table().items()}
+    script = (_SCRIPT.replace("__TABLE__", js(tbl))
+              .replace("__GRADIO_TEXT__", js(GRADIO_TEXT))
+              .replace("__CORE__", js(gradio_core_asset()))
+              .replace("__KEY__", js(STORAGE_KEY))
+              .replace("__LOCALE__", js(GRADIO_LOCALE)))
+    return "<script>" + script + "</script><style>" + _STYLE + "</style>"
 
 
 @lru_cache(maxsize=1)

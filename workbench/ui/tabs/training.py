@@ -88,11 +88,16 @@ def build(ctx) -> TrainingTab:
         # one series per plot and None (not an empty frame) until there are points:
         # Gradio 6.31 never draws a colour series that was not in a plot's first data
         plots = {}
-        for key, label, fmt in (("loss", "series.loss", None),
-                                ("eval_loss", "series.eval_loss", None),
-                                ("learning_rate", "train.lr_plot", ".1e")):
-            plots[key] = gr.LinePlot(None, x="step", y=key, label=t(label), x_title="step",
-                                     y_title=key.replace("_", " "), y_axis_format=fmt,
+        # axis titles are m() markers: Gradio translates a plot's label, not its axes;
+        # the page script translates the markers in the chart's SVG text
+        for key, label, axis, fmt in (("loss", "series.loss", "train.loss_plot", None),
+                                      ("eval_loss", "series.eval_loss", "series.eval_loss",
+                                       None),
+                                      ("learning_rate", "train.lr_plot", "train.lr_plot",
+                                       ".1e")):
+            plots[key] = gr.LinePlot(None, x="step", y=key, label=t(label),
+                                     x_title=m("train.step"), y_title=m(axis),
+                                     y_axis_format=fmt,
                                      height=240, elem_id=f"train-plot-{key.replace('_', '-')}")
     log = gr.Textbox(label=t("train.log"), lines=8, max_lines=LOG_LINES + 10,
                      interactive=False, autoscroll=True, elem_id="train-log",

@@ -1,0 +1,146 @@
+"""The language switch at the top of the page, in headless Chromium (issue 14 item 4):
+choosing 中文 once turns every tab name, the Training tab's chart titles and axis titles,
+and Gradio's own upload text Chinese at once (no tab is visited first, except Training to
+read its charts), the choice survives a reload, and English comes back the same way.
+
+The home holds one finished run (metrics written through the runs API, no training), so
+the Training tab's charts have lines and axes to read.
+
+Run:  .venv/bin/python -m pytest -m browser tests/browser/test_language.py -s
+Screenshots and the app's log: test-artifacts/language/ (kept whatever the outcome).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import test_ui_browser as ui
+from workbench import presets, runs
+from workbench.ui.i18n import GRADIO_TEXT, text
+
+pytestmark = pytest.mark.browser
+SHOTS = ui.ROOT / "test-artifacts" / "language"
+TABS = ["dataset", "quantization", "lora", "training", "merge", "chat"]
+# each chart: its title (a t() label) and its axis titles (m() markers in the SVG)
+CHARTS = {"train-plot-loss": ("series.loss", "train.loss_plot"),
+          "train-plot-eval-loss": ("series.eval_loss", "series.eval_loss"),
+          "train-plot-learning-rate": ("train.lr_plot", "train.lr_plot")}
+
+
+@pytest.fixture
+def app_with_run(_workbench_home):
+    """The app, with a completed 4-step run on disk (the Training tab shows it on load)."""
+    run = runs.create(presets.load("cpu-demo"), "charts")
+    for step in range(1, 5):
+        runs.append_metrics(run, {"step": step, "loss": 3.0 - 0.4 * step,
+                                  "learning_rate": 2e-4 * (1 - step / 5), "epoch": step / 4})
+        if step % 2 == 0:
+            runs.append_metrics(run, {"step": step, "eval_loss": 3.2 - 0.4 * step})
+    runs.write_status(run, state="completed", step=4, max_steps=4,
+                      started_at=runs.now_iso(), ended_at=runs.now_iso())
+    yield from ui._serve(_workbench_home, log_dir=SHOTS)
+
+
+@pytest.fixture
+def page():
+    yield from ui._browser("en-US")
+
+
+def tab_names(page) -> list[str]:
+    return [t.inner_text().strip() for t in page.get_by_role("tab").all()]
+
+
+def choose(page, lang: str) -> None:
+    """Click English or 中文 and wait until Gradio's locale is that language."""
+    page.get_by_role("radio", name="中文" if lang == "zh" else "English").click()
+    locale = "zh-CN" if lang == "zh" else "en"
+    page.wait_for_function(f"document.documentElement.lang === {locale!r}")
+    assert_chosen(page, lang)
+
+
+def assert_chosen(page, lang: str) -> None:
+    checked = page.locator("#language-switch [aria-checked=true]")
+    assert checked.get_attribute("data-wb-lang") == lang
+
+
+def assert_tab_names(page, lang: str) -> None:
+    want = [text(f"tab.{k}", lang) for k in TABS]
+    page.wait_for_function(  # names of tabs never shown are put right by the page script
+        "want => JSON.stringify([...document.querySelectorAll('[role=tab]')]"
+        ".map(t => t.innerText.trim())) === JSON.stringify(want)", arg=want, timeout=10_000)
+    assert tab_names(page) == want
+
+
+def assert_charts(page, lang: str) -> None:
+    """The three charts' titles and axis titles in `lang` (the charts have drawn lines)."""
+    for elem_id, (title, axis) in CHARTS.items():
+        page.wait_for_function(
+            f"document.querySelectorAll('#{elem_id} .mark-line path').length > 0")
+        assert page.locator(f"#{elem_id} [data-testid=block-info]").inner_text().strip() \
+            == text(title, lang)
+        want = [text("train.step", lang), text(axis, lang)]
+        page.wait_for_function(
+            "([id, want]) => { const shown = [...document.querySelectorAll("
+            "`#${id} .role-axis-title text`)].map(t => t.textContent);"
+            " return want.every(w => shown.includes(w)); }", arg=[elem_id, want],
+            timeout=10_000)
+        svg = page.locator(f"#{elem_id} svg").first.text_content()
+        assert "⟦" not in svg, svg
+    # what a screen reader says of the axes and points is translated too
+    assert page.locator('[aria-label*="⟦"]').count() == 0
+
+
+def test_switch_changes_every_label_at_once_and_is_remembered(app_with_run, page):
+    try:
+        _walk(app_with_run, page)
+    finally:
+        page.screenshot(path=str(SHOTS / "last.png"), full_page=True)
+
+
+def _walk(url, page):
+    page.goto(url)
+    page.get_by_role("tab", name="Dataset", exact=True).wait_for()
+    assert_chosen(page, "en")  # an English browser, nothing chosen yet
+    assert tab_names(page) == [text(f"tab.{k}") for k in TABS]
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / "landing-en.png"), full_page=True)
+
+    # 中文 once: every tab name (none visited), the markers and Gradio's own words
+    choose(page, "zh")
+    assert_tab_names(page, "zh")
+    upload = page.locator("#dataset-upload [data-testid=upload-text]").inner_text()
+    assert GRADIO_TEXT["upload_text.drop_file"]["zh"] in upload
+    assert GRADIO_TEXT["upload_text.click_to_upload"]["zh"] in upload
+    assert text("app.tagline", "zh") in page.locator(".wb-header").inner_text()
+    body = page.locator("body").inner_text()
+    assert "⟦" not in body and "Drop File Here" not in body
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / "landing-zh.png"), full_page=True)
+
+    # the Training tab (the only tab opened): chart titles and axis titles
+    ui.open_tab(page, text("tab.training", "zh"))
+    assert_charts(page, "zh")
+    page.locator("#train-plot-loss").scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / "training-zh.png"))
+
+    # remembered: a reload comes back in Chinese without touching the switch
+    assert page.evaluate("localStorage.getItem('workbench-lang')") == "zh"
+    page.reload()
+    page.get_by_role("tab").first.wait_for()
+    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    assert_chosen(page, "zh")
+    assert_tab_names(page, "zh")
+    assert text("app.tagline", "zh") in page.locator(".wb-header").inner_text()
+
+    # and back: English everywhere again, the open tab's charts included
+    ui.open_tab(page, text("tab.training", "zh"))
+    assert_charts(page, "zh")
+    choose(page, "en")
+    assert_tab_names(page, "en")
+    assert_charts(page, "en")
+    page.reload()
+    page.get_by_role("tab", name="Dataset", exact=True).wait_for()
+    assert_chosen(page, "en")
+    assert page.evaluate("localStorage.getItem('workbench-lang')") == "en"
+    assert "Drop File Here" in page.locator("#dataset-upload").inner_text()
