@@ -4,6 +4,7 @@ adapter spectrum, on a tiny random Llama trained for 2 steps (a few seconds on a
 import os
 import re
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -85,12 +86,52 @@ def test_export_subprocess_report_paths_and_commands(tiny_run):
     assert "max \\|Δlogit\\|" in result and re.search(r"\| \d+\.\d% \|", result), result
     assert "ollama create tiny-export-" in result and "-f Modelfile" in result
     assert "ollama run tiny-export-" in result and "llama-cli -m " in result
-    assert str(paths.home()) not in result and "WORKBENCH_HOME/runs/tiny-export-" in result
+    # served to this computer only (the default): the real folder, a command that works
+    assert "WORKBENCH_HOME" not in result and f"cd {tiny_run.resolve() / 'export'}" in result
     gguf = list((tiny_run / "export").glob("*-f16.gguf"))
     assert len(gguf) == 1 and gguf[0].name in result
     # picking the run again shows the saved report
     assert "✓" in render(merge.last_export_markdown(tiny_run))
     assert runs.find(tiny_run.name) == tiny_run
+
+    # downloads: the GGUF, its Modelfile and README, and the merged model as one zip
+    import zipfile
+    files, note = merge.prepare_downloads(tiny_run.name)
+    names = [os.path.basename(f) for f in files]
+    assert gguf[0].name in names and "Modelfile" in names and "README.md" in names
+    zipped = next(f for f in files if f.endswith("-merged.zip"))
+    with zipfile.ZipFile(zipped) as zf:
+        assert f"{tiny_run.name}-merged/config.json" in zf.namelist()
+        assert f"{tiny_run.name}-merged/model.safetensors" in zf.namelist()
+    assert merge.prepare_downloads(tiny_run.name)[0] == files  # the zip is reused
+    assert os.path.getmtime(zipped) == os.path.getmtime(merge.merged_zip(tiny_run))
+    # offered from Gradio's upload folder (the only one it serves), as links to the files
+    assert all(Path(f).parent.name == tiny_run.name and Path(f).parent.parent.name ==
+               "downloads" for f in files), files
+    assert os.path.samefile(next(f for f in files if f.endswith(".gguf")), gguf[0])
+    assert os.path.samefile(zipped, tiny_run / "export" / f"{tiny_run.name}-merged.zip")
+    assert f"✓ {len(files)}" in note
+
+
+def test_paths_shown_to_other_computers_are_inside_the_workbench_folder(monkeypatch):
+    report = {"ok": True, "name": "demo", "out_dir": str(paths.runs_dir() / "demo" / "export"),
+              "files": {"f16": {"path": "/x/demo-f16.gguf", "bytes": 1}},
+              "modelfiles": {"f16": "/x/Modelfile"}}
+    monkeypatch.setenv("WORKBENCH_UI_HOST", "0.0.0.0")
+    text = render(merge.export_markdown(report))
+    assert str(paths.home()) not in text and "WORKBENCH_HOME" not in text
+    assert "cd runs/demo/export" in text and "Workbench folder" in text
+    monkeypatch.setenv("WORKBENCH_UI_HOST", "127.0.0.1")
+    assert f"cd {paths.runs_dir().resolve() / 'demo' / 'export'}" in render(
+        merge.export_markdown(report))
+
+
+def test_downloads_need_a_merge_or_an_export():
+    run = paths.runs_dir() / "a-20250101-120000"
+    (run / "adapter").mkdir(parents=True)
+    (run / "preset.yaml").write_text("{}\n", "utf-8")
+    with pytest.raises(RunError, match="download.nothing"):
+        merge.prepare_downloads(run.name)
 
 
 def test_export_refused_while_training_and_failures_stay_readable(monkeypatch):

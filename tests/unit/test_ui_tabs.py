@@ -209,7 +209,8 @@ def test_view_shows_progress_plots_log_and_runs():
     run = make_run(name="live-20250101-120000", state="running", step=5, max_steps=20,
                    pid=os.getpid())
     out = training.view(None, None)
-    progress, loss, evals, lr, log, table, run_dd, start, stop, resume, shown = out
+    (progress, loss, evals, lr, log, table, run_dd, start, stop, resume, note, to_chat,
+     load_settings, shown) = out
     text = rendered(progress)
     assert "live-20250101-120000" in text and "Step 5 / 20" in text and "running" in text
     assert list(loss["loss"]) == [2.0, 1.5] and list(evals["eval_loss"]) == [1.7]
@@ -218,9 +219,33 @@ def test_view_shows_progress_plots_log_and_runs():
     assert "old-20240101-120000" in table and "failed" in rendered(table)
     assert run_dd["value"] == run.name  # attaches to the running job
     assert start["interactive"] is False and stop["interactive"] is True
+    # the note says why Start is off and names the run Stop ends
+    assert "train.note.busy" in note and "live-20250101-120000" in note
+    assert to_chat["visible"] is False
     # the next poll with nothing new skips the plots (no flicker)
     again = training.view(run.name, shown)
     assert all(isinstance(again[i], type(gr.skip())) for i in (1, 2, 3, 4))
+    # a finished run selected while another trains: Stop is off (it would stop the other)
+    out = training.view("old-20240101-120000", None)
+    assert out[8]["interactive"] is False and "train.note.select" in out[10]
+    with pytest.raises(Exception, match="train.note.select"):
+        training.stop_run("old-20240101-120000")
+
+
+def test_finished_run_offers_chat_and_its_settings():
+    make_run(name="done-20250101-120000")
+    out = training.view(None, None)
+    start, stop, note, to_chat, load_settings = out[7], out[8], out[10], out[11], out[12]
+    assert start["interactive"] is True and stop["interactive"] is False
+    assert to_chat["visible"] is True and load_settings["visible"] is True
+    assert "train.note.finished" in note
+    tabs, names, compare, reason = app.open_in_chat("done-20250101-120000")
+    assert names["value"] == "done-20250101-120000" and compare["interactive"] is True
+    values = app.load_run_settings("done-20250101-120000")
+    assert len(values) == len(field_keys()) + 2 and values[-2] == "done"
+    assert "done-20250101-120000" in values[-1]
+    with pytest.raises(Exception, match="nothing to stop|train.note.nothing"):
+        training.stop_run("done-20250101-120000")
 
 
 def test_view_without_runs_says_what_to_do():
@@ -241,8 +266,10 @@ def test_view_survives_a_broken_runs_folder(monkeypatch):
 
 def test_dead_process_is_shown_as_failed_and_resumable():
     make_run(name="dead-20250101-120000", state="running", pid=2**22 + 12345)
-    progress, *_, resume, _shown = training.view("dead-20250101-120000", None)
+    out = training.view("dead-20250101-120000", None)
+    progress, resume, note = out[0], out[9], out[10]
     assert "failed" in rendered(progress) and resume["interactive"] is True
+    assert "train.note.resume" in note
 
 
 def test_stop_asks_the_running_job_to_stop():

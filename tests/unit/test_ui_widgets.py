@@ -18,6 +18,8 @@ def test_widget_rule(section, key):
         assert kind in ("Slider", "Number")  # never a textbox for a number
         if kind == "Slider":
             assert (kwargs["minimum"], kwargs["maximum"]) == (meta["min"], meta["max"])
+        else:  # the range is checked by the Preset, whose message names the field
+            assert "minimum" not in kwargs and "maximum" not in kwargs
     elif meta["type"] == "bool":
         assert kind == "Checkbox"
     elif meta.get("choices"):
@@ -164,3 +166,11 @@ def test_streaming_handler_keeps_what_it_showed_when_it_fails():
     assert list(frames[-1]) == [notice] and "still running" in frames[-1][notice]
     frames = list(handler(False))
     assert frames[-1][:2] == (["a", "c"], ["b", "d"])
+
+
+def test_out_of_range_number_names_its_field():
+    keys = field_keys()
+    values = widgets.from_preset(presets.load("cpu-demo"))
+    values[keys.index("train.batch_size")] = 0
+    with pytest.raises(Exception, match="train.batch_size"):
+        widgets.to_preset(values)

@@ -21,7 +21,7 @@ import gradio as gr
 
 from workbench import presets
 from workbench.config import Preset
-from workbench.ui import widgets
+from workbench.ui import guide, shared, widgets
 from workbench.ui.i18n import field_keys, language_switch_html, m, t
 from workbench.ui.tabs import chat, dataset, lora, merge, quantization, training
 
@@ -45,6 +45,16 @@ CSS = """
 #preset-bar, .wb-actions {align-items: flex-end}
 .wb-actions > button, #preset-bar > button {margin-bottom: 4px}
 .wb-inline {width: fit-content; min-width: 200px}
+.wb-guide {padding: 8px 12px; border: 1px solid var(--border-color-primary);
+  border-radius: var(--radius-lg); background: var(--block-background-fill)}
+.wb-guide ol {display: flex; gap: 18px; margin: 6px 0 0 0; padding: 0; list-style: none}
+.wb-step {flex: 1; padding: 6px 10px; border-radius: var(--radius-md);
+  border: 1px solid var(--border-color-primary)}
+.wb-step-mark {display: inline-block; width: 1.4em; font-weight: bold}
+.wb-step-done {opacity: .75} .wb-step-done .wb-step-mark {color: #16a34a}
+.wb-step-now, .wb-step-next {border-color: var(--color-accent); border-width: 2px}
+.wb-step-next .wb-step-mark, .wb-step-now .wb-step-mark {color: var(--color-accent)}
+.wb-step-later {opacity: .6}
 """
 
 
@@ -114,8 +124,9 @@ def build_app() -> gr.Blocks:
             # once, Gradio's included, and remembers the choice
             gr.HTML(language_switch_html(), elem_id="language-switch", scale=0,
                     min_width=150)
+        start_here = gr.HTML(guide.guide_html(), elem_id="start-here")
         bar = _build_preset_bar(initial_name)
-        with gr.Tabs(elem_id="tabs"):
+        with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab(t("tab.dataset"), id="dataset", elem_id="tab-dataset") as tab_data:
                 data_tab = dataset.build(ctx)
             with gr.Tab(t("tab.quantization"), id="quantization",
@@ -148,6 +159,16 @@ def build_app() -> gr.Blocks:
             item.select(functools.partial(_poll_while, item is tab_train), None,
                         train_tab.timer, queue=False, show_progress="hidden",
                         api_visibility="private")
+        # the "start here" strip follows the runs: on load and whenever a tab is chosen
+        gr.on([demo.load, *(item.select for item in (tab_data, tab_quant, tab_lora,
+                                                      tab_train, tab_merge, tab_chat))],
+              guide.guide_html, None, start_here, api_visibility="private",
+              concurrency_limit=None, show_progress="hidden")
+        # a finished run: straight to Chat with it, or its settings into every tab
+        widgets.on(train_tab.to_chat.click, open_in_chat, [train_tab.run],
+                   [tabs, chat_tab.run, chat_tab.compare, chat_tab.status], chat_tab.status)
+        widgets.on(train_tab.load_settings.click, load_run_settings, [train_tab.run],
+                   [*ctx.field_list(), train_tab.run_name, bar.notice], bar.notice)
 
     return demo
 
@@ -169,7 +190,8 @@ def _build_preset_bar(initial_name: str) -> PresetBar:
                           elem_id="preset-reset")
         delete = gr.Button(t("preset.delete"), size="md", scale=0, min_width=90,
                            variant="stop", elem_id="preset-delete")
-    notice = gr.Markdown(elem_id="preset-notice")
+    notice = gr.Markdown(preset_notice(initial_name, m("preset.shown")) if initial_name
+                         else "", elem_id="preset-notice")
     return PresetBar(choose, save_name, save, delete, reset, notice)
 
 
@@ -192,8 +214,13 @@ def load_preset(name):
     if not name:
         raise presets.PresetError("choose a preset first")
     preset = presets.load(name)
-    return [*widgets.from_preset(preset), name,
-            f"{m('preset.loaded')}: **{html.escape(name)}**"]
+    return [*widgets.from_preset(preset), name, preset_notice(name, m("preset.loaded"))]
+
+
+def preset_notice(name: str, what: str) -> str:
+    """'Loaded: **cpu-demo** — what the preset is for' (its description)."""
+    about = next((p["description"] for p in presets.list_presets() if p["name"] == name), "")
+    return f"{what}: **{html.escape(name)}**" + (f" — {html.escape(about)}" if about else "")
 
 
 def save_preset(new_name, selected, *values):
@@ -211,6 +238,21 @@ def delete_preset(selected):
     fallback, _ = _initial_preset()
     return (gr.update(choices=preset_choices(), value=fallback or None),
             f"{m('preset.deleted')}: **{html.escape(selected)}**")
+
+
+def open_in_chat(run):
+    """The Chat tab, with `run` chosen (Compare ready unless training runs)."""
+    names, compare, reason = chat.refresh(run)
+    return gr.Tabs(selected="chat"), names, compare, reason
+
+
+def load_run_settings(run):
+    """Every field from the run's own preset.yaml (what it was trained with)."""
+    from workbench import runs
+    folder = shared.find_run(run)
+    preset = runs.load_preset(folder)
+    return [*widgets.from_preset(preset), folder.name.rsplit("-", 2)[0] or "run",
+            f"{m('train.loaded_run')}: **{html.escape(folder.name)}**"]
 
 
 # -- script API ---------------------------------------------------------------------------

@@ -209,6 +209,7 @@ def run_app(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, auth=None,
     """Build and serve the app; print its URL. block=False returns (demo, url) for tests.
     Blocking, it serves until Ctrl+C or SIGTERM, then shuts down cleanly."""
     root = prepare_environment(home)
+    os.environ["WORKBENCH_UI_HOST"] = host  # the page shows real paths only to this computer
     from workbench import runs
     from workbench.runs import jobs
     runs.clean_stale_temps()  # what writers killed while the app was down left behind

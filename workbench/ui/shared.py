@@ -71,6 +71,16 @@ def display_path(path: str | os.PathLike) -> str:
         return str(p)
 
 
+UI_HOST_ENV = "WORKBENCH_UI_HOST"  # set by ui/server.py: the address the app listens on
+
+
+def serves_only_this_computer() -> bool:
+    """True when the app listens on the loopback address only (the default): the person
+    at the page is at this computer, so it shows real paths and commands that work when
+    pasted; with --listen it shows paths relative to the Workbench folder."""
+    return os.environ.get(UI_HOST_ENV, "127.0.0.1") in ("127.0.0.1", "localhost", "::1")
+
+
 def duration(seconds) -> str:
     if seconds is None:
         return "–"

@@ -60,10 +60,11 @@ def widget_spec(dotted: str, meta: dict) -> tuple[str, dict]:
         positions = (hi - lo) / step if None not in (lo, hi, step) and step else None
         if positions is not None and positions <= MAX_SLIDER_POSITIONS and not meta.get("nullable"):
             return "Slider", {"minimum": lo, "maximum": hi, "step": step, "value": default}
-        # a nullable number's empty box reaches the server as 0: no minimum on the widget,
-        # the Preset check (and to_preset's 0 -> None) handle it
-        spec = {"minimum": None if meta.get("nullable") else lo, "maximum": hi,
-                "value": default, "precision": 0 if kind == "int" else None}
+        # no minimum/maximum on a number box: Gradio's own message for them ("Value 0 is
+        # less than minimum value 1.") names no field. The Preset check does, when the
+        # value is used (Start, Save, Dry run), beside the button that used it; a
+        # nullable number's empty box reaches the server as 0 (to_preset: 0 -> None)
+        spec = {"value": default, "precision": 0 if kind == "int" else None}
         if step:
             spec["step"] = step
         return "Number", spec

@@ -81,7 +81,7 @@ def wire(ctx, tab: ChatTab, tab_item: gr.Tab) -> None:
 def busy():
     """Compare pressed: disable it, enable Stop, say that both sides are generating."""
     return (gr.update(interactive=False), gr.update(interactive=True),
-            f"⏳ {m('chat.generating')}")
+            f"▶ {m('chat.generating')}")
 
 
 def idle():
@@ -148,7 +148,7 @@ def compare_stream(run, prompt, history_base, history_tuned, *gen_values):
     # what each pane shows: the turns so far and the new prompt (no system prompt)
     shown_base = chat.build_messages(prompt, pairs_base)
     shown_tuned = chat.build_messages(prompt, pairs_tuned)
-    generating = f"⏳ {m('chat.generating')}"
+    generating = f"▶ {m('chat.generating')}"
     yield shown_base, shown_tuned, "", generating
     for base_text, tuned_text in comparer.compare(prompt, pairs_base, pairs_tuned, gen):
         yield (shown_base + _answer(base_text), shown_tuned + _answer(tuned_text),

@@ -16,7 +16,7 @@ import gradio as gr
 from workbench.train import lora as core_lora
 from workbench.errors import PresetError
 from workbench.ui import widgets
-from workbench.ui.i18n import m, t
+from workbench.ui.i18n import m
 
 
 @dataclass

@@ -26,7 +26,9 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import re
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +64,9 @@ class MergeTab:
     rank_plot: gr.LinePlot
     norm_plot: gr.LinePlot
     table: gr.Markdown
+    downloads_button: gr.Button | None = None
+    downloads: gr.File | None = None
+    downloads_note: gr.Markdown | None = None
 
     @property
     def detail_outputs(self) -> list:
@@ -85,6 +90,12 @@ def build(ctx) -> MergeTab:
                                elem_id="export-button")
     export_status = gr.Markdown(elem_id="export-status")
     export_result = gr.Markdown(elem_id="export-result")
+    with gr.Row(elem_classes=["wb-actions"]):
+        downloads_button = gr.Button(t("download.button"), scale=1, min_width=220,
+                                     elem_id="download-button")
+        downloads = gr.File(label=t("download.files"), file_count="multiple",
+                            interactive=False, scale=3, elem_id="download-files")
+    downloads_note = gr.Markdown(elem_id="download-note")
 
     gr.Markdown(f"### {m('spec.heading')}\n{m('spec.explain')}")
     verdict = gr.Markdown(elem_id="spec-verdict")
@@ -102,7 +113,12 @@ def build(ctx) -> MergeTab:
         table = gr.Markdown(max_height=420, elem_id="spec-table")
 
     tab = MergeTab(run, button, result, export_type, export_btn, export_status,
-                   export_result, verdict, rank_plot, norm_plot, table)
+                   export_result, verdict, rank_plot, norm_plot, table, downloads_button,
+                   downloads, downloads_note)
+    widgets.on(downloads_button.click, prepare_downloads, [run], [downloads, downloads_note],
+               downloads_note, concurrency_id="model", concurrency_limit=1)
+    # another run chosen: its files, not the previous run's, once asked for
+    run.input(lambda: (None, ""), None, [downloads, downloads_note], api_visibility="private")
     shown = widgets.on(run.input, show_report, [run], [result], result)
     widgets.on(shown, details, [run], tab.detail_outputs, export_status)
     widgets.on(button.click, merge_run, [run], [result], result, concurrency_id="model",
@@ -240,15 +256,16 @@ def last_export_markdown(run: Path) -> str:
 
 
 def show_path(path) -> str:
-    """A path as the page shows it: ~/... under the user's home (shared.display_path),
-    else relative to WORKBENCH_HOME, never a bare server path."""
-    shown = shared.display_path(path)
-    if shown.startswith("~"):
-        return shown
+    """A path as the page shows it. When the app serves only this computer: the real
+    absolute path (what a user pastes into a terminal). Served to others (--listen): the
+    path inside the Workbench folder (runs/...), never the server's own layout."""
+    real = Path(path).resolve()
+    if shared.serves_only_this_computer():
+        return str(real)
     try:
-        return "WORKBENCH_HOME/" + str(Path(path).resolve().relative_to(paths.home().resolve()))
+        return str(real.relative_to(paths.home().resolve()))
     except (ValueError, OSError):
-        return widgets.clean_message(shown)
+        return widgets.clean_message(shared.display_path(path))
 
 
 def _mark(ok) -> str:
@@ -328,10 +345,91 @@ def run_commands(rep: dict) -> str:
     gguf_name = Path(files[main]["path"]).name
     modelfile = Path(mfs.get(main, "Modelfile")).name
     folder = show_path(rep.get("out_dir", "."))
+    where = "" if shared.serves_only_this_computer() else f" ({m('export.on_server')})"
     return "\n".join([
-        f"**{m('export.run_it')}**", "", "```bash", f"cd {folder}",
+        f"**{m('export.run_it')}**{where}", "", "```bash", f"cd {shlex.quote(folder)}",
         "# Ollama", f"ollama create {tag} -f {modelfile}", f"ollama run {tag}",
         "# llama.cpp", f"llama-cli -m {gguf_name} -cnv", "```"])
+
+
+# -- downloads --------------------------------------------------------------------------------
+
+def download_files(run: Path) -> list[Path]:
+    """What a run offers to download: the GGUF files, their Modelfiles and README from
+    export/, and the merged model as one zip (made, or remade when the merged folder is
+    newer than it)."""
+    out = []
+    export = run / "export"
+    if export.is_dir():
+        out += sorted(export.glob("*.gguf"))
+        out += sorted(p for p in export.iterdir() if p.name.startswith("Modelfile"))
+        out += [p for p in (export / "README.md",) if p.is_file()]
+    merged = run / "merged"
+    if (merged / "config.json").is_file():
+        out.append(merged_zip(run))
+    return out
+
+
+def merged_zip(run: Path) -> Path:
+    """<run>/export/<run>-merged.zip: the merged folder's files (stored, not compressed:
+    safetensors do not shrink), written under a temporary name and renamed."""
+    import zipfile
+
+    merged = run / "merged"
+    target = run / "export" / f"{run.name}-merged.zip"
+    files = sorted(p for p in merged.rglob("*") if p.is_file())
+    newest = max((p.stat().st_mtime for p in files), default=0)
+    if target.is_file() and target.stat().st_mtime >= newest:
+        return target
+    target.parent.mkdir(exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for p in files:
+                zf.write(p, f"{run.name}-merged/{p.relative_to(merged)}")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def prepare_downloads(name):
+    """(the files for the download box, a note): refused when there is nothing yet."""
+    from workbench.errors import RunError
+    run = shared.find_run(name)
+    files = download_files(run)
+    if not files:
+        raise RunError(f"{m('download.nothing')} ({run.name})")
+    from workbench.units import fmt_bytes
+    total = sum(p.stat().st_size for p in files)
+    return ([str(p) for p in servable(files, run.name)],
+            f"✓ {len(files)} {m('download.ready')} ({fmt_bytes(total)})")
+
+
+def servable(files: list[Path], run_name: str) -> list[Path]:
+    """The files as Gradio may serve them: it sends only what is in its own upload folder
+    (the server lists no folder of WORKBENCH_HOME in allowed_paths), so each file gets a
+    hard link there (a copy when the folders are on different file systems)."""
+    import shutil
+    import tempfile
+    upload = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
+    folder = Path(upload) / "downloads" / run_name
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for src in files:
+        dst = folder / src.name
+        try:
+            if not (dst.exists() and os.path.samefile(src, dst)):
+                dst.unlink(missing_ok=True)
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copy2(src, dst)
+        except OSError as exc:
+            from workbench.errors import RunError
+            raise RunError(f"{src.name}: could not prepare it for download ({exc})") from None
+        out.append(dst)
+    return out
 
 
 # -- what the adapter learned ---------------------------------------------------------------

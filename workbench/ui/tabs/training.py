@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import gradio as gr
@@ -25,12 +24,11 @@ import pandas as pd
 from workbench.presets import check_name
 from workbench.ui import shared, widgets
 from workbench.ui.i18n import m, t, text
+from workbench.ui.tabs.training_view import action_note, progress_html, runs_markdown
 
 POLL_SECONDS = 2.0
 DRY_RUN_STEPS = 5
-RUNS_SHOWN = 12
 LOG_LINES = 20
-STATE_CLASS = {"running": "run", "completed": "ok", "failed": "bad", "stopped": "stop"}
 
 # the train.* fields in rows of four, most used first
 LAYOUT = [["train.epochs", "train.max_steps", "train.learning_rate", "train.lr_scheduler"],
@@ -59,11 +57,15 @@ class TrainingTab:
     shown: gr.State
     dry_run: gr.Button | None = None
     dry_result: gr.Markdown | None = None
+    action_note: gr.Markdown | None = None  # why Start/Stop/Resume are on or off
+    to_chat: gr.Button | None = None         # a finished run: compare it in Chat
+    load_settings: gr.Button | None = None   # a run's own settings into every tab
 
     @property
     def view_outputs(self) -> list:
         return [self.progress, self.loss_plot, self.eval_plot, self.lr_plot, self.log,
-                self.runs_table, self.run, self.start, self.stop, self.resume, self.shown]
+                self.runs_table, self.run, self.start, self.stop, self.resume,
+                self.action_note, self.to_chat, self.load_settings, self.shown]
 
 
 def build(ctx) -> TrainingTab:
@@ -82,6 +84,7 @@ def build(ctx) -> TrainingTab:
                          elem_id="train-stop")
         dry = gr.Button(t("dry.button"), variant="secondary", scale=1, elem_id="train-dry-run")
     notice = gr.Markdown(elem_id="train-notice")
+    action_note = gr.Markdown(elem_id="train-action-note")
     dry_result = gr.Markdown(elem_id="train-dry-result")
     progress = gr.HTML(elem_id="train-progress")
     with gr.Row(equal_height=True):
@@ -106,13 +109,18 @@ def build(ctx) -> TrainingTab:
         run = gr.Dropdown(label=t("train.run"), choices=[], scale=3, elem_id="train-run")
         resume = gr.Button(t("train.resume"), scale=1, interactive=False,
                            elem_id="train-resume")
+        load_settings = gr.Button(t("train.load_settings"), scale=1, visible=False,
+                                  elem_id="train-load-settings")
+        to_chat = gr.Button(t("train.to_chat"), variant="primary", scale=1, visible=False,
+                            elem_id="train-to-chat")
     runs_table = gr.Markdown(elem_id="train-runs")
     # active only while this tab shows (ui/app.py); page load reads the folder once
     timer = gr.Timer(POLL_SECONDS, active=False)
     shown = gr.State(None)
     tab = TrainingTab(settings, run_name, start, stop, resume, run, notice, progress,
                       plots["loss"], plots["eval_loss"], plots["learning_rate"], log,
-                      runs_table, timer, shown, dry, dry_result)
+                      runs_table, timer, shown, dry, dry_result, action_note, to_chat,
+                      load_settings)
 
     # polling and picking a run only read the run folders: cheap, no queue limit
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
@@ -149,9 +157,15 @@ def start_run(run_name, *values):
 
 
 def stop_run(selected):
+    """Stop the selected run, which must be the one training (the button says so)."""
+    from workbench.errors import RunError
     from workbench.runs import jobs
-    target = shared.active_run_name() or selected
-    run = jobs.stop(shared.find_run(target))
+    active = shared.active_run_name()
+    if not active:
+        raise RunError(m("train.note.nothing"))
+    if selected and selected != active:
+        raise RunError(f"{m('train.note.select')} ({active})")
+    run = jobs.stop(shared.find_run(active))
     return f"■ {m('train.stop_requested')} (**{html.escape(Path(run).name)}**)"
 
 
@@ -180,6 +194,8 @@ def dry_run(progress=gr.Progress(), *values):
             result = shared.job_result(child)
     finally:
         yaml_path.unlink(missing_ok=True)
+    from workbench.ui import guide
+    guide.remember_dry_run(result)  # the "start here" strip quotes its ETA
     yield dry_run_markdown(result)
 
 
@@ -213,7 +229,7 @@ def view(selected, shown):
     except Exception as exc:  # noqa: BLE001 - shown in the page, polling goes on
         widgets.log.error("reading the run folder failed", exc_info=True)
         return [f"<div class='wb-progress wb-error'>⚠ {widgets.error_text(exc)}</div>",
-                *[gr.skip()] * 9, None]
+                *[gr.skip()] * 12, None]
 
 
 def _view(selected, shown):
@@ -252,53 +268,16 @@ def _view(selected, shown):
            runs_markdown(all_runs) if changed("list") else gr.skip(),
            gr.update(choices=names, value=selected) if changed("run") else gr.skip()]
     if changed("buttons"):
+        finished = state == "completed" and bool(info and info.get("has_adapter"))
         out += [gr.update(interactive=active is None),
-                gr.update(interactive=active is not None),
-                gr.update(interactive=active is None and state in ("stopped", "failed"))]
+                # Stop stops the run it names: only the selected run, only while it runs
+                gr.update(interactive=active is not None and selected == active),
+                gr.update(interactive=active is None and state in ("stopped", "failed")),
+                action_note(active, selected, state),
+                gr.update(visible=finished), gr.update(visible=info is not None)]
     else:
-        out += [gr.skip()] * 3
+        out += [gr.skip()] * 6
     return out + [keys]
-
-
-def progress_html(name: str, st: dict, records: list[dict]) -> str:
-    state = st.get("state") or "failed"
-    step, total = int(st.get("step") or 0), st.get("max_steps")
-    pct = min(100.0, 100.0 * step / total) if total else (100.0 if state == "completed"
-                                                          else 0.0)
-    last = next((r for r in reversed(records) if "elapsed_s" in r), {})
-    elapsed = last.get("elapsed_s")
-    if state == "running":
-        since = _seconds_since(st.get("started_at"))
-        elapsed = since if since is not None else elapsed
-    eta = last.get("eta_s") if state == "running" else None
-    phase = st.get("phase") if state == "running" and st.get("phase") not in (
-        None, "training") else None
-    parts = [f"<b>{html.escape(name)}</b>",
-             f"<span class='wb-state wb-{STATE_CLASS.get(state, 'bad')}'>"
-             f"{m('state.' + state) if state in STATE_CLASS else html.escape(state)}</span>",
-             f"{m('train.step')} {step} / {total if total else '?'}",
-             f"{m('train.elapsed')} {shared.duration(elapsed)}"]
-    if eta is not None:
-        parts.append(f"{m('train.eta')} {shared.duration(eta)}")
-    if phase:
-        parts.append(f"<i>{html.escape(str(phase))}</i>")
-    error = ""
-    if state == "failed" and st.get("error"):
-        error = (f"<div class='wb-error'>⚠ {html.escape(widgets.clean_message(st['error']))}"
-                 "</div>")
-    return (f"<div class='wb-progress'><div class='wb-progress-head'>{' · '.join(parts)}"
-            f"</div><div class='wb-bar'><div class='wb-bar-fill wb-{STATE_CLASS.get(state)}' "
-            f"style='width:{pct:.1f}%'></div></div>{error}</div>")
-
-
-def _seconds_since(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    try:
-        start = datetime.fromisoformat(iso)
-    except ValueError:
-        return None
-    return max(0.0, (datetime.now(start.tzinfo) - start).total_seconds())
 
 
 def series_frame(records: list[dict], key: str) -> pd.DataFrame | None:
@@ -306,22 +285,6 @@ def series_frame(records: list[dict], key: str) -> pd.DataFrame | None:
     rows = [{"step": r["step"], key: r[key]} for r in records
             if isinstance(r.get(key), (int, float)) and "step" in r]
     return pd.DataFrame(rows) if rows else None
-
-
-def runs_markdown(all_runs: list[dict]) -> str:
-    if not all_runs:
-        return ""
-    lines = [f"**{m('train.runs')}**", "",
-             f"| {m('col.run')} | {m('col.state')} | {m('col.step')} | {m('col.started')} |"
-             f" {m('col.merged')} |", "|---|---|---|---|---|"]
-    for r in all_runs[:RUNS_SHOWN]:
-        state = r.get("state") or "?"
-        label = m(f"state.{state}") if state in STATE_CLASS else html.escape(state)
-        started = (r.get("started_at") or "")[:19].replace("T", " ")
-        steps = f"{r.get('step') or 0} / {r.get('max_steps') or '?'}"
-        lines.append(f"| {html.escape(r['name'])} | {label} | {steps} | {started} | "
-                     f"{'✓' if r.get('merged') else ''} |")
-    return "\n".join(lines)
 
 
 # -- script API (gradio_client) ---------------------------------------------------------
