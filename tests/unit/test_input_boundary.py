@@ -762,7 +762,8 @@ def test_valid_input_still_loads(tmp_path):
 # commands whose --json run needs a model or a trained run: checked on their error path
 # (stdout stays empty, stderr is one line), since a run without a model is what this suite
 # can afford
-NEEDS_A_MODEL = {"merge", "chat", "dryrun", "quant compare", "quant measure", "export"}
+NEEDS_A_MODEL = {"merge", "chat", "dryrun", "quant compare", "quant measure", "export",
+                 "eval"}
 
 
 def json_commands() -> set[str]:
@@ -798,6 +799,7 @@ def test_json_output_parses_for_every_command_with_the_flag(tmp_path, capsys):
                "quant compare": ["quant", "compare", "no-such-preset", "--json"],
                "quant measure": ["quant", "measure", "no-such-preset", "--json"],
                "export": ["export", "no-such-run", "--json"],
+               "eval": ["eval", "no-such-run", "--json"],
                "data render": ["data", "render", str(tmp_path / "none.jsonl"), "--row", "1",
                                "--json"]}
     commands = json_commands()

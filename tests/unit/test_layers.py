@@ -38,7 +38,7 @@ LAYERS = [
     # measuring quantisation quality needs a loaded model and the data's eval split, so
     # quant.compare sits with training, above data, although it lives in quant/
     ["workbench.train", "workbench.quant.compare"],
-    ["workbench.export", "workbench.chat"],
+    ["workbench.export", "workbench.chat", "workbench.evaluate"],
     ["workbench.cli", "workbench.ui"],
 ]
 # the top layer's two halves do not import each other, with one exception: the `ui`

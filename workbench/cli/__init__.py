@@ -4,6 +4,7 @@
     python launch.py train PRESET [--set section.key=value ...] [--name NAME]
     python launch.py resume RUN | stop RUN | merge RUN
     python launch.py chat RUN --prompt TEXT [--json]
+    python launch.py eval RUN [RUN ...] [--prompts FILE] [--json]
     python launch.py data inspect FILE [--json]
     python launch.py presets list | show NAME | validate PATH
     python launch.py runs list [--json]
@@ -29,7 +30,7 @@ __all__ = ["main", "build_parser"]
 
 # The command table: the modules of this package that add subcommands through
 # register(subparsers), in the order `--help` lists them (train ... runs come first, below).
-COMMAND_MODULES = ["ui", "data", "memory", "dryrun", "quant", "export", "adapter"]
+COMMAND_MODULES = ["ui", "data", "memory", "dryrun", "quant", "export", "adapter", "eval"]
 
 
 def _print_json(obj) -> None:

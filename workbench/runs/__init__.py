@@ -16,7 +16,8 @@ Who writes what (this module is the one writer API, so the rules live in one pla
   training process (workbench.train), which records its own pid in status.json;
 - `request_stop` writes STOP: `jobs.stop`, from any process;
 - train.log is the training process's output (jobs.spawn points it there);
-- merged/ and export/ are derived artefacts with their own reports (export/).
+- merged/ and export/ are derived artefacts with their own reports (export/);
+  eval/<timestamp>.json are `launch.py eval` reports (workbench.evaluate).
 Every file here is written whole (fsio.atomic_write: a unique temporary name, fsync, rename);
 `clean_stale_temps` removes what a killed writer left.
 
@@ -278,8 +279,8 @@ def trim_metrics(run: Path, upto_step: int) -> None:
 def clean_stale_temps() -> int:
     """Remove the temporary files (and half-written folders) that killed writers left in
     the folders Workbench writes to: WORKBENCH_HOME, its presets/, cache/, tmp/, and each
-    run folder with its export/. The app calls it at start-up, heavy commands when they
-    start; returns how many were removed."""
+    run folder with its export/ and eval/. The app calls it at start-up, heavy commands
+    when they start; returns how many were removed."""
     home = paths.home(create=False)
     folders = [home, home / "presets", home / "cache", home / "tmp", home / "runs"]
     try:
@@ -287,7 +288,7 @@ def clean_stale_temps() -> int:
     except OSError:
         run_folders = []
     for run in run_folders:
-        folders += [run, run / "export"]
+        folders += [run, run / "export", run / "eval"]
     return sum(len(fsio.clean_stale_temps(f)) for f in folders)
 
 

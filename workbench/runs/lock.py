@@ -1,5 +1,6 @@
-"""One heavy job at a time: train, resume, dry run, merge, export, quantisation compare and
-"load and measure", whoever starts them (the page, the script API or the CLI).
+"""One heavy job at a time: train, resume, dry run, merge, export, quantisation compare,
+"load and measure" and prompt-set evaluation (eval), whoever starts them (the page, the
+script API or the CLI).
 
 The lock is WORKBENCH_HOME/heavy.lock, held with `fcntl.flock` by the process that does the
 heavy work, for as long as it runs; the file says who holds it, as JSON: pid, kind, what
@@ -45,10 +46,11 @@ FD_ENV = "WORKBENCH_HEAVY_LOCK_FD"
 HEAVY_COMMANDS = {("train", None): "train", ("resume", None): "resume",
                   ("dryrun", None): "dryrun", ("merge", None): "merge",
                   ("export", None): "export", ("quant", "compare"): "quant compare",
-                  ("quant", "measure"): "quant measure"}
+                  ("quant", "measure"): "quant measure", ("eval", None): "eval"}
 # options of those commands that take a value (to find the subject in an argv)
 _VALUE_OPTIONS = {"--set", "--steps", "--type", "--name", "--out", "--variants",
-                  "--max-tokens", "--json-out", "--base", "--grace"}
+                  "--max-tokens", "--json-out", "--base", "--grace", "--prompts",
+                  "--max-new-tokens"}
 # how long an acquirer waits for a holder that has just taken the lock to say who it is
 # (or for a reader's momentary check to end) before calling the lock busy
 SETTLE_S = 2.0

@@ -1,0 +1,121 @@
+"""`launch.py eval` on a tiny random Llama: two runs answered from one loaded base, the
+report's shape, eval/<timestamp>.json in each run, stdout that is only the JSON, and one
+`error:` line for a bad prompt file."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workbench import evaluate, runs
+from workbench.config import Preset
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMPTS = [{"prompt": "What is the capital of France?", "reference": "Paris"},
+           {"prompt": "What is 2 + 2?", "reference": ["4", "four"], "system": "Be brief."},
+           {"prompt": "Who are you?"}]
+
+
+@pytest.fixture
+def two_runs(tiny_model_dir, tmp_path):
+    """Two runs on the tiny base, each with its own random adapter (no training needed)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    preset = Preset().with_overrides([
+        f"model.name_or_path={tiny_model_dir}", "quantization.mode=none",
+        "data.path=data/identity.jsonl", "train.max_length=128"])
+    made = []
+    for i, name in enumerate(["eval-a", "eval-b"]):
+        run = runs.create(preset, name)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(10 + i)
+            model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                                   LoraConfig(r=4, lora_alpha=64, target_modules="all-linear",
+                                              init_lora_weights=False))
+        model.save_pretrained(run / "adapter")
+        made.append(run)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
+    return made, prompts
+
+
+def check_shape(rep, folders):
+    assert [r["run"] for r in rep["runs"]] == [f.name for f in folders]
+    assert rep["prompts"]["count"] == 3 and rep["prompts"]["with_reference"] == 2
+    for r in rep["runs"]:
+        assert len(r["answers"]) == 3
+        for a in r["answers"]:
+            assert set(a) == {"prompt", "reference", "base", "tuned", "base_match",
+                              "tuned_match"}
+            assert isinstance(a["base"], str) and isinstance(a["tuned"], str)
+        assert r["answers"][2]["base_match"] is None  # no reference
+        assert r["match_rate"] is None or 0 <= r["match_rate"] <= 1
+        assert set(r["kept_general"]) == {"kept", "of"}
+        assert 0 <= r["kept_general"]["kept"] <= r["kept_general"]["of"] <= 2
+        for part in ("eval", "general"):
+            for side in ("base", "tuned"):
+                assert r["perplexity"][part][side] > 1, (part, side, r["perplexity"])
+    # one base: its answers are the same for both runs
+    assert ([a["base"] for a in rep["runs"][0]["answers"]]
+            == [a["base"] for a in rep["runs"][1]["answers"]])
+    for f in folders:  # the same report saved in each run
+        saved = list((f / "eval").glob("*.json"))
+        assert len(saved) == 1
+        assert json.loads(saved[0].read_text())["runs"] == rep["runs"]
+        assert str(saved[0]) in rep["saved"]
+
+
+# launch.py run as `python launch.py ...` would run it, with models.load_model counted
+COUNTING_LAUNCH = """
+import atexit, os, runpy, sys
+from workbench import models
+real, loads = models.load_model, []
+def counting(*a, **kw):
+    loads.append(1)
+    return real(*a, **kw)
+models.load_model = counting
+atexit.register(lambda: open(os.environ["LOADS_FILE"], "w").write(str(len(loads))))
+sys.argv = ["launch.py", *sys.argv[1:]]
+runpy.run_path("launch.py", run_name="__main__")
+"""
+
+
+def test_cli_two_runs_one_base_json_only(two_runs, _workbench_home, tmp_path):
+    """One subprocess, the whole command: stdout is exactly one JSON document, the two runs
+    are answered from one loaded base, and each run folder gets the report."""
+    folders, prompts = two_runs
+    loads = tmp_path / "loads"
+    env = dict(os.environ, WORKBENCH_HOME=str(_workbench_home), LOADS_FILE=str(loads))
+    proc = subprocess.run(
+        [sys.executable, "-c", COUNTING_LAUNCH, "eval", folders[0].name, folders[1].name,
+         "--prompts", str(prompts), "--json", "--max-new-tokens", "6"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rep = json.loads(proc.stdout)  # the whole of stdout is one JSON document
+    assert loads.read_text() == "1" and rep["base_loads"] == 1
+    check_shape(rep, folders)
+    assert "base answers" in proc.stderr  # progress goes to stderr
+    # the adapters are switched, not stacked: each run's answers are its own
+    tuned = [[a["tuned"] for a in r["answers"]] for r in rep["runs"]]
+    base = [a["base"] for a in rep["runs"][0]["answers"]]
+    assert tuned[0] != base and tuned[1] != base and tuned[0] != tuned[1]
+    eval_ppl = [r["perplexity"]["eval"] for r in rep["runs"]]
+    assert eval_ppl[0]["base"] == eval_ppl[1]["base"]
+    assert eval_ppl[0]["tuned"] != eval_ppl[1]["tuned"]
+
+
+def test_bad_prompt_file_one_error_line(two_runs, tmp_path, capsys):
+    from workbench import cli
+    folders, _ = two_runs
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "fine"}\n{"prompt": 3}\n')
+    assert cli.main(["eval", folders[0].name, "--prompts", str(bad)]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "bad.jsonl" in lines[0] and "line 2" in lines[0]
+    assert not (folders[0] / "eval").exists()
