@@ -198,6 +198,8 @@ def click_through(app, page):
     # 2. shortened to a few steps, then Start
     open_tab(page, "Training")
     set_number(page, "f-train-max-steps", TRAIN_STEPS)
+    # a learning rate high enough that 4 steps change the answers the chat compares
+    set_number(page, "f-train-learning-rate", 0.002)
     set_number(page, "f-train-logging-steps", 1)
     set_number(page, "f-train-eval-steps", 2)
     page.locator("#train-run-name textarea, #train-run-name input").first.fill("browser")
@@ -244,8 +246,10 @@ def click_through(app, page):
     assert "max logit difference" in text_of(page, "merge-result")
     shot(page, "5-merge")
 
-    # 5. chat: two different answers, then a second turn on both sides
-    open_tab(page, "Chat")
+    # 5. chat, from the finished run's "Compare in Chat": two different answers, then a
+    # second turn on both sides
+    open_tab(page, "Training")
+    page.locator("#train-to-chat").click()
     page.wait_for_function(
         "document.querySelector('#chat-run input').value.startsWith('browser-')")
     page.get_by_text("Generation settings").click()
@@ -269,8 +273,9 @@ def ask(page, prompt: str) -> None:
         f"document.querySelectorAll('#chat-tuned [data-testid=\"bot\"]').length > {before}"
         " && document.querySelector('#chat-status').innerText.includes('✓')",
         timeout=300_000)
-    assert page.locator("#chat-compare").is_enabled()
-    assert not page.locator("#chat-stop").is_enabled()
+    # then the buttons unlock: Compare on again, Stop off
+    page.wait_for_function("!document.querySelector('#chat-compare').disabled && "
+                           "document.querySelector('#chat-stop').disabled", timeout=30_000)
 
 
 def answers(page) -> tuple[str, str]:
