@@ -133,6 +133,14 @@ def _walk(url, page):
     assert_tab_names(page, "zh")
     assert text("app.tagline", "zh") in page.locator(".wb-header").inner_text()
 
+    # every tab in Chinese, for the eye (screenshots; the README walkthrough uses them):
+    # no raw marker on any of them
+    for key in TABS:
+        ui.open_tab(page, text(f"tab.{key}", "zh"))
+        page.wait_for_timeout(500)
+        assert "⟦" not in page.locator("body").inner_text(), key
+        page.screenshot(path=str(SHOTS / f"tab-{key}-zh.png"), full_page=True)
+
     # and back: English everywhere again, the open tab's charts included
     ui.open_tab(page, text("tab.training", "zh"))
     assert_charts(page, "zh")
