@@ -159,11 +159,14 @@ def build_app() -> gr.Blocks:
             item.select(functools.partial(_poll_while, item is tab_train), None,
                         train_tab.timer, queue=False, show_progress="hidden",
                         api_visibility="private")
-        # the "start here" strip follows the runs: on load and whenever a tab is chosen
+        # the "start here" strip follows the runs: on load, whenever a tab is chosen
         gr.on([demo.load, *(item.select for item in (tab_data, tab_quant, tab_lora,
                                                       tab_train, tab_merge, tab_chat))],
               guide.guide_html, None, start_here, api_visibility="private",
               concurrency_limit=None, show_progress="hidden")
+        # ... and while the Training tab polls (its step count moves)
+        train_tab.timer.tick(guide.guide_html, None, start_here, api_visibility="private",
+                             concurrency_limit=None, show_progress="hidden")
         # a finished run: straight to Chat with it, or its settings into every tab
         widgets.on(train_tab.to_chat.click, open_in_chat, [train_tab.run],
                    [tabs, chat_tab.run, chat_tab.compare, chat_tab.status], chat_tab.status)
