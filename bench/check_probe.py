@@ -3,7 +3,8 @@
     .venv/bin/python bench/check_probe.py                # report only
     .venv/bin/python bench/check_probe.py --write        # also rewrite data/general_probe.jsonl
 
-Reads the candidate questions (bench/probe_candidates.jsonl: {"prompt", "reference"}),
+Reads the candidate questions (bench/probe_candidates.jsonl: {"prompt", "reference",
+optional "answer": a whole answer for the perplexity measure, written for the kept ones}),
 loads the base the way `cpu-demo` trains it (model and quantisation from the preset), and
 answers each candidate with `evaluate.generate_answers`, the code `launch.py eval` uses
 (greedy, evaluate.MAX_NEW_TOKENS tokens, left-padded batches of evaluate.BATCH). A
@@ -67,7 +68,8 @@ def main() -> int:
     if args.write:
         out = ROOT / "data" / "general_probe.jsonl"
         lines = [json.dumps({"prompt": i.prompt, "reference": i.references[0]
-                             if len(i.references) == 1 else i.references},
+                             if len(i.references) == 1 else i.references,
+                             **({"answer": i.answer} if i.answer else {})},
                             ensure_ascii=False) for i in kept]
         fsio.atomic_write(out, "\n".join(lines) + "\n")
         print(f"wrote {len(kept)} rows to {out}")

@@ -7,7 +7,7 @@
 
 A prompt set is a .jsonl (or .csv) file of rows {"prompt", optional "reference" (a string or
 a list of acceptable answers; in a CSV cell, alternatives separated by "|"), optional
-"system"}. `data/general_probe.jsonl` is the shipped one (general questions the embedded
+"system", optional "answer" (a whole model answer, for perplexity)}. `data/general_probe.jsonl` is the shipped one (general questions the embedded
 base answers correctly; bench/check_probe.py checks it).
 
 For each base model (runs that share model and quantisation share it) the base is loaded
@@ -24,7 +24,9 @@ Per run the report holds:
 - perplexity {eval: {base, tuned}, general: {base, tuned}}: on the run's eval split (made
   into examples as training makes them, answer tokens only with completion_only_loss:
   quant.compare.eval_items, the trainer's split and masking) and on the general probe's
-  questions with their first reference as the answer, in chat form (answer tokens only).
+  questions with their "answer" (else their first reference) as the assistant's turn, in
+  chat form (answer tokens only): a short sentence, as the model answers, scores the
+  model's knowledge rather than its surprise at a one-word reply.
 
 A reference matches when, both normalised (lowercase, accents, punctuation and symbols
 dropped, whitespace collapsed), the answer equals it or contains it as whole words.
@@ -59,6 +61,7 @@ class PromptItem:
     references: list[str] = field(default_factory=list)
     system: str = ""
     where: str = ""
+    answer: str = ""
 
 
 # -- the prompt set ------------------------------------------------------------------------
@@ -99,10 +102,12 @@ def _prompt_item(raw, where: str, suffix: str) -> PromptItem:
     else:
         raise DataError(f"{where}: \"reference\" must be text or a list of texts")
     refs = [r for r in refs if r]
-    system = raw.get("system") or ""
+    system, answer = raw.get("system") or "", raw.get("answer") or ""
     if not isinstance(system, str):
         raise DataError(f"{where}: \"system\" must be text")
-    return PromptItem(prompt.strip(), refs, system.strip(), where)
+    if not isinstance(answer, str):
+        raise DataError(f"{where}: \"answer\" must be text")
+    return PromptItem(prompt.strip(), refs, system.strip(), where, answer.strip())
 
 
 # -- matching ------------------------------------------------------------------------------
@@ -172,16 +177,18 @@ def generate_answers(model, tokenizer, items: list[PromptItem],
 
 
 def general_items(tokenizer, items: list[PromptItem]) -> list[tuple[str, str]]:
-    """(prompt, full text) pairs for perplexity: each question with its first reference as
-    the assistant's answer, rendered with the chat template (the answer alone is scored)."""
+    """(prompt, full text) pairs for perplexity: each question with its "answer" (else its
+    first reference) as the assistant's turn, rendered with the chat template (the answer
+    alone is scored)."""
     out = []
     for item in items:
-        if not item.references:
+        reply = item.answer or (item.references[0] if item.references else "")
+        if not reply:
             continue
         msgs = _messages(item)
         prompt = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(
-            msgs + [{"role": "assistant", "content": item.references[0]}], tokenize=False)
+            msgs + [{"role": "assistant", "content": reply}], tokenize=False)
         out.append((prompt, full))
     return out
 
@@ -280,7 +287,7 @@ def evaluate(run_refs, prompts=None, *, max_new_tokens: int = MAX_NEW_TOKENS,
                  "general": {"base": base_general,
                              "tuned": _perplexity(model, general_batches, names[run]),
                              "source": f"{plain(str(DEFAULT_PROMPTS.name), 80)} "
-                                       "(questions with their reference answers)"}})
+                                       "(questions with their answers)"}})
         del model, base
         gc.collect()
 

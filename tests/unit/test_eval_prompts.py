@@ -36,11 +36,13 @@ def test_read_jsonl_and_csv(tmp_path):
     f = tmp_path / "p.jsonl"
     f.write_text('{"prompt": "Who are you?"}\n\n'
                  '{"prompt": " 2+2? ", "reference": ["4", "four"], "system": "Be brief."}\n'
-                 '{"prompt": "Capital of France?", "reference": "Paris", "extra": 1}\n')
+                 '{"prompt": "Capital of France?", "reference": "Paris", "extra": 1, '
+                 '"answer": "It is Paris."}\n')
     items = evaluate.read_prompts(f)
     assert [(i.prompt, i.references, i.system) for i in items] == [
         ("Who are you?", [], ""), ("2+2?", ["4", "four"], "Be brief."),
         ("Capital of France?", ["Paris"], "")]
+    assert items[2].answer == "It is Paris." and items[0].answer == ""
     c = tmp_path / "p.csv"
     c.write_text('prompt,reference\n"Capital of India?",New Delhi | Delhi\nWho are you?,\n')
     items = evaluate.read_prompts(c)
@@ -54,6 +56,7 @@ def test_read_jsonl_and_csv(tmp_path):
     ('{"prompt": "ok"}\n\n{"prompt": "x", "reference": 4}\n', "line 3", '"reference"'),
     ('{"prompt": "ok"}\n["a list"]\n', "line 2", "expected an object"),
     ('{"prompt": "ok", "system": ["x"]}\n', "line 1", '"system"'),
+    ('{"prompt": "ok", "answer": 4}\n', "line 1", '"answer"'),
 ])
 def test_bad_rows_name_file_and_line(tmp_path, text, where, what):
     f = tmp_path / "bad.jsonl"
@@ -79,4 +82,6 @@ def test_shipped_probe_is_valid():
     assert all(i.references for i in items)
     assert len({i.prompt for i in items}) == len(items)
     for line in evaluate.DEFAULT_PROMPTS.read_text(encoding="utf-8").splitlines():
-        assert set(json.loads(line)) <= {"prompt", "reference", "system"}
+        assert set(json.loads(line)) <= {"prompt", "reference", "system", "answer"}
+    # the whole answers scored for perplexity match their references
+    assert all(i.answer and evaluate.matches(i.answer, i.references) for i in items)

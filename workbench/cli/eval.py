@@ -85,7 +85,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="answer a prompt set with the base and each run; matches, forgetting, "
         "perplexity", description="Evaluate runs on a prompt set (JSONL/CSV: prompt, optional "
-        "reference, optional system; default: the shipped general probe). One base model is "
+        "reference, optional system, optional answer; default: the shipped general probe). One base model is "
         "loaded per base; the report is also saved as eval/<timestamp>.json in each run.")
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("--prompts", metavar="FILE", help="prompt set (default: "
