@@ -112,20 +112,25 @@ LORA_BIAS = ["none", "all", "lora_only"]
 
 @dataclass
 class LoraCfg:
-    r: int = _f(8, "LoRA rank: the size of the low-rank update. Larger learns more, costs "
-                "more memory.", label="Rank (r)", min=1, max=1024, step=1)
-    alpha: float = _f(16, "LoRA alpha: the update is scaled by alpha / r.", label="Alpha",
-                      min=0.0, max=4096.0, step=1)
-    dropout: float = _f(0.05, "Dropout on the LoRA input while training.", label="Dropout",
-                        min=0.0, max=0.9, step=0.01)
-    target_modules: Any = _f(ALL_LINEAR, "Layers that get a LoRA adapter: 'all-linear' or "
-                             "a list of module names such as [q_proj, v_proj].",
-                             label="Target modules")
-    bias: str = _f("none", "Which biases are trained.", label="Bias", choices=LORA_BIAS)
-    use_rslora: bool = _f(False, "Rank-stabilised LoRA: scale by alpha / sqrt(r).",
-                          label="rsLoRA")
-    use_dora: bool = _f(False, "DoRA: learn a magnitude per output as well (slower).",
-                        label="DoRA")
+    r: int = _f(8, "Rank: the size of the small update the adapter learns. Larger can learn "
+                "more but uses more memory. Typical: 8–16; 64 in the QLoRA paper.",
+                label="Rank (r)", min=1, max=1024, step=1)
+    alpha: float = _f(16, "How strongly the adapter's update counts: it is scaled by "
+                      "alpha / r. Typical: twice the rank (16 for r 8); the QLoRA paper "
+                      "used 16.", label="Alpha", min=0.0, max=4096.0, step=1)
+    dropout: float = _f(0.05, "Share of the adapter's input randomly switched off while "
+                        "training, so it memorises less. Typical: 0.05–0.1.",
+                        label="Dropout", min=0.0, max=0.9, step=0.01)
+    target_modules: Any = _f(ALL_LINEAR, "Which layers get an adapter: 'all-linear' (every "
+                             "layer but the output, the QLoRA choice) or a list of names "
+                             "such as [q_proj, v_proj] (fewer parameters). Typical: "
+                             "all-linear.", label="Target modules")
+    bias: str = _f("none", "Whether the model's bias values are trained too. Typical: none.",
+                   label="Bias", choices=LORA_BIAS)
+    use_rslora: bool = _f(False, "Rank-stabilised LoRA: scale by alpha / √r, which helps "
+                          "large ranks (64 and up) learn. Typical: off.", label="rsLoRA")
+    use_dora: bool = _f(False, "DoRA: also learn how large each output is; sometimes better "
+                        "at small ranks, but slower. Typical: off.", label="DoRA")
 
 
 SCHEDULERS = ["linear", "cosine", "constant", "constant_with_warmup"]
@@ -135,40 +140,59 @@ OPTIMIZERS = ["adamw_torch", "adamw_8bit", "paged_adamw_32bit", "paged_adamw_8bi
 
 @dataclass
 class TrainCfg:
-    max_length: int = _f(512, "Longest sequence in tokens; longer rows are truncated.",
+    max_length: int = _f(512, "Longest row in tokens (a token is about ¾ of a word); longer "
+                         "rows are cut off. Typical: 512–2048; shorter uses less memory.",
                          label="Max length", min=16, max=131072, step=16)
-    epochs: float = _f(3, "Passes over the training data.", label="Epochs", min=0.01,
+    epochs: float = _f(3, "How many times training reads the whole dataset. Typical: 1–3; "
+                       "a few dozen rows may need more.", label="Epochs", min=0.01,
                        max=1000, step=0.5)
-    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1 = use epochs).",
+    max_steps: int = _f(-1, "Stop after this many steps instead of counting epochs (-1 = "
+                        "use epochs). Typical: -1; e.g. 20 for a quick try.",
                         label="Max steps", min=-1, max=10_000_000, step=1)
-    batch_size: int = _f(4, "Rows per step on each device.", label="Batch size", min=1,
+    batch_size: int = _f(4, "Rows learned from at once on each device; larger is faster but "
+                         "needs more memory. Typical: 1–8.", label="Batch size", min=1,
                          max=4096, step=1)
-    grad_accum: int = _f(1, "Gradient accumulation: steps are batch_size x grad_accum rows.",
-                         label="Gradient accumulation", min=1, max=4096, step=1)
-    learning_rate: float = _f(2e-4, "Peak learning rate.", label="Learning rate", min=0.0,
-                              max=1.0, step=1e-5)
-    lr_scheduler: str = _f("cosine", "How the learning rate changes over the run.",
-                           label="LR schedule", choices=SCHEDULERS)
-    warmup_ratio: float = _f(0.03, "Fraction of steps spent warming the learning rate up.",
-                             label="Warmup ratio", min=0.0, max=0.5, step=0.01)
-    optimizer: str = _f("adamw_torch", "Optimizer. paged_* needs a CUDA GPU (falls back to "
-                        "adamw_torch on CPU with a note).", label="Optimizer",
-                        choices=OPTIMIZERS)
-    max_grad_norm: float = _f(1.0, "Clip gradients to this norm (0 = no clipping).",
-                              label="Max grad norm", min=0.0, max=100.0, step=0.1)
-    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: "
-                                      "much less memory, about 3x slower on a CPU.",
+    grad_accum: int = _f(1, "Add up this many batches before each update: each step learns "
+                         "from batch size × this many rows, without more memory. Typical: "
+                         "1–8.", label="Gradient accumulation", min=1, max=4096, step=1)
+    learning_rate: float = _f(2e-4, "How big each learning step is: too high and the loss "
+                              "jumps, too low and little is learned. Typical: 1e-4–2e-4 "
+                              "(2e-4 in the QLoRA paper); tiny models take up to 1e-3.",
+                              label="Learning rate", min=0.0, max=1.0, step=1e-5)
+    lr_scheduler: str = _f("cosine", "How the learning rate changes over the run: cosine "
+                           "and linear ease it down to zero, constant keeps it. Typical: "
+                           "cosine.", label="LR schedule", choices=SCHEDULERS)
+    warmup_ratio: float = _f(0.03, "Share of the steps spent raising the learning rate from "
+                             "zero, for a gentle start ('constant' skips it). Typical: "
+                             "0.03–0.1.", label="Warmup ratio", min=0.0, max=0.5, step=0.01)
+    optimizer: str = _f("adamw_torch", "How the gradients become weight updates. Typical: "
+                        "adamw_torch; the 8bit and paged ones save memory but need a CUDA "
+                        "GPU (on a CPU they fall back to adamw_torch, with a note).",
+                        label="Optimizer", choices=OPTIMIZERS)
+    max_grad_norm: float = _f(1.0, "Caps the size of one update so an odd batch cannot throw "
+                              "training off (0 = no cap). Typical: 1.0; 0.3 in the QLoRA "
+                              "paper.", label="Max grad norm", min=0.0, max=100.0, step=0.1)
+    gradient_checkpointing: bool = _f(False, "Recompute intermediate results instead of "
+                                      "keeping them: much less memory, about 3x slower on a "
+                                      "CPU. Typical: on only when memory runs out.",
                                       label="Gradient checkpointing")
-    packing: bool = _f(False, "Pack several short rows into one sequence.", label="Packing")
-    completion_only_loss: bool = _f(True, "Learn only from the answers, not the prompts.",
+    packing: bool = _f(False, "Join several short rows into one sequence, so less is wasted "
+                       "on padding. Typical: off; on for thousands of short rows.",
+                       label="Packing")
+    completion_only_loss: bool = _f(True, "Learn only from the answers, not from the "
+                                    "questions, so the model learns to reply. Typical: on.",
                                     label="Loss on answers only")
-    logging_steps: int = _f(5, "Log loss every N steps.", label="Logging steps", min=1,
+    logging_steps: int = _f(5, "Record the loss every N steps (the points of the loss "
+                            "chart). Typical: 1–10.", label="Logging steps", min=1,
                             max=100000, step=1)
-    eval_steps: int = _f(20, "Measure eval loss every N steps.", label="Eval steps", min=1,
-                         max=100000, step=1)
-    save_steps: int = _f(50, "Save a checkpoint every N steps.", label="Save steps", min=1,
-                         max=100000, step=1)
-    seed: int = _f(42, "Seed for initialisation and shuffling.", label="Seed", min=0,
+    eval_steps: int = _f(20, "Score the held-out rows (eval loss) every N steps, to spot "
+                         "memorising; each check takes time. Typical: 10–100.",
+                         label="Eval steps", min=1, max=100000, step=1)
+    save_steps: int = _f(50, "Save a checkpoint every N steps, so a stopped run can resume "
+                         "(the last 3 are kept). Typical: 50–500.", label="Save steps",
+                         min=1, max=100000, step=1)
+    seed: int = _f(42, "Starting point for the random choices: the same seed and settings "
+                   "repeat a run. Typical: any number, e.g. 42.", label="Seed", min=0,
                    max=2**31 - 1)
 
 

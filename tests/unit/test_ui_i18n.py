@@ -27,6 +27,18 @@ def test_no_orphan_chinese_field_entries():
     assert set(i18n.FIELDS_ZH) == fields
 
 
+def test_lora_and_training_help_gives_a_typical_value_in_both_languages():
+    # issue 14: help a newcomer can act on, short enough to read beside the field
+    table = i18n.table()
+    for section, key, _ in iter_fields():
+        if section not in ("lora", "train"):
+            continue
+        help_ = table[f"{section}.{key}.help"]
+        assert "Typical:" in help_["en"], f"{section}.{key}"
+        assert "常用：" in help_["zh"], f"{section}.{key}"
+        assert help_["en"].count(". ") <= 2 and len(help_["en"]) <= 220, f"{section}.{key}"
+
+
 def test_chinese_is_chinese():
     # a cheap guard against pasting English into the zh column
     han = [k for k, v in i18n.table().items()

@@ -51,31 +51,40 @@ FIELDS_ZH: dict[str, tuple[str, str]] = {
                                   "较旧的 GPU 用 float16，其他 CPU 用 float32（那里 bfloat16 靠模拟，慢好几倍）。"),
     "quantization.int8_threshold": ("Int8 离群阈值", "LLM.int8 离群阈值：大于该值的输入特征保留 16 位"
                                     "（论文用 6.0）。"),
-    "lora.r": ("秩 (r)", "LoRA 秩：低秩更新的大小。越大学得越多，占用内存也越多。"),
-    "lora.alpha": ("Alpha", "LoRA alpha：更新量按 alpha / r 缩放。"),
-    "lora.dropout": ("Dropout", "训练时对 LoRA 输入做的 dropout。"),
-    "lora.target_modules": ("目标模块", "哪些层加 LoRA 适配器：'all-linear'（全部线性层）或若干模块名，"
-                            "例如 q_proj、v_proj。"),
-    "lora.bias": ("偏置", "训练哪些偏置项。"),
-    "lora.use_rslora": ("rsLoRA", "秩稳定 LoRA：按 alpha / sqrt(r) 缩放。"),
-    "lora.use_dora": ("DoRA", "DoRA：额外为每个输出学习一个幅度（更慢）。"),
-    "train.max_length": ("最大长度", "序列的最大 token 数；更长的行会被截断。"),
-    "train.epochs": ("训练轮数", "遍历训练数据的次数。"),
-    "train.max_steps": ("最大步数", "训练到这么多个优化步后停止（-1 = 按轮数）。"),
-    "train.batch_size": ("批大小", "每个设备每步处理的行数。"),
-    "train.grad_accum": ("梯度累积", "梯度累积：每步处理 批大小 × 梯度累积 行。"),
-    "train.learning_rate": ("学习率", "学习率峰值。"),
-    "train.lr_scheduler": ("学习率调度", "学习率在训练过程中如何变化。"),
-    "train.warmup_ratio": ("预热比例", "用于学习率预热的步数比例。"),
-    "train.optimizer": ("优化器", "优化器。paged_* 需要 CUDA GPU（在 CPU 上会改用 adamw_torch 并提示）。"),
-    "train.max_grad_norm": ("梯度裁剪", "把梯度范数裁剪到这个值（0 = 不裁剪）。"),
-    "train.gradient_checkpointing": ("梯度检查点", "反向传播时重算激活值：省很多内存，CPU 上约慢 3 倍。"),
-    "train.packing": ("打包", "把多条短数据拼成一条序列。"),
-    "train.completion_only_loss": ("只学回答", "只从回答中学习，不学提问部分。"),
-    "train.logging_steps": ("日志间隔", "每 N 步记录一次损失。"),
-    "train.eval_steps": ("验证间隔", "每 N 步计算一次验证损失。"),
-    "train.save_steps": ("保存间隔", "每 N 步保存一个检查点。"),
-    "train.seed": ("随机种子", "初始化和打乱数据所用的种子。"),
+    "lora.r": ("秩 (r)", "秩：适配器学习的小型更新的大小。越大能学得越多，但占用内存也越多。常用：8–16；QLoRA 论文用 64。"),
+    "lora.alpha": ("Alpha", "适配器更新的强度：更新量按 alpha / r 缩放。常用：秩的两倍（r 为 8 时取 16）；"
+                   "QLoRA 论文用 16。"),
+    "lora.dropout": ("Dropout", "训练时随机关掉适配器输入的这一比例，让它少死记硬背。常用：0.05–0.1。"),
+    "lora.target_modules": ("目标模块", "哪些层加适配器：'all-linear'（除输出层外的全部线性层，QLoRA 的选择）"
+                            "或若干模块名，例如 [q_proj, v_proj]（参数更少）。常用：all-linear。"),
+    "lora.bias": ("偏置", "是否同时训练模型的偏置值。常用：none。"),
+    "lora.use_rslora": ("rsLoRA", "秩稳定 LoRA：按 alpha / √r 缩放，有助于大秩（64 及以上）学习。常用：关闭。"),
+    "lora.use_dora": ("DoRA", "DoRA：额外学习每个输出的幅度；小秩时有时效果更好，但更慢。常用：关闭。"),
+    "train.max_length": ("最大长度", "每行最多多少 token（token 是模型切分文字的小片段）；更长的行会被截断。"
+                         "常用：512–2048；越短越省内存。"),
+    "train.epochs": ("训练轮数", "训练把整个数据集读几遍。常用：1–3；只有几十行时可能要更多。"),
+    "train.max_steps": ("最大步数", "训练到这么多步就停止，不再按轮数计算（-1 = 按轮数）。常用：-1；快速试一下可设 20。"),
+    "train.batch_size": ("批大小", "每个设备一次学习多少行；越大越快，但越占内存。常用：1–8。"),
+    "train.grad_accum": ("梯度累积", "累积这么多批后才更新一次：每步相当于学习 批大小 × 该值 行，却不多占内存。"
+                         "常用：1–8。"),
+    "train.learning_rate": ("学习率", "每一步学习的幅度：太大损失会乱跳，太小几乎学不到东西。"
+                            "常用：1e-4–2e-4（QLoRA 论文用 2e-4）；很小的模型可到 1e-3。"),
+    "train.lr_scheduler": ("学习率调度", "学习率在训练过程中如何变化：cosine 和 linear 逐渐降到零，constant 保持不变。"
+                           "常用：cosine。"),
+    "train.warmup_ratio": ("预热比例", "开头用这一比例的步数把学习率从零升上来，让训练平稳起步（'constant' 不预热）。"
+                           "常用：0.03–0.1。"),
+    "train.optimizer": ("优化器", "如何把梯度变成权重更新。常用：adamw_torch；8bit 和 paged 版本省内存，但需要 CUDA GPU"
+                        "（在 CPU 上会改用 adamw_torch 并提示）。"),
+    "train.max_grad_norm": ("梯度裁剪", "限制单次更新的大小，免得一批异常数据把训练带偏（0 = 不限制）。"
+                            "常用：1.0；QLoRA 论文用 0.3。"),
+    "train.gradient_checkpointing": ("梯度检查点", "重算中间结果而不是保存它们：省很多内存，CPU 上约慢 3 倍。"
+                                     "常用：只在内存不够时开启。"),
+    "train.packing": ("打包", "把多条短数据拼成一条序列，少浪费在填充上。常用：关闭；有成千上万条短数据时开启。"),
+    "train.completion_only_loss": ("只学回答", "只从回答中学习，不学提问部分，让模型学会回答。常用：开启。"),
+    "train.logging_steps": ("日志间隔", "每 N 步记录一次损失（损失图上的点）。常用：1–10。"),
+    "train.eval_steps": ("验证间隔", "每 N 步用留出的数据算一次验证损失，用来发现死记硬背；每次都要花时间。常用：10–100。"),
+    "train.save_steps": ("保存间隔", "每 N 步保存一个检查点，停止后可以继续训练（保留最近 3 个）。常用：50–500。"),
+    "train.seed": ("随机种子", "随机选择的起点：相同的种子和设置能重现一次运行。常用：任意数字，例如 42。"),
     "generation.max_new_tokens": ("最多新 token", "回答的最大 token 数（64 约为几句话；越长比较越慢）。"),
     "generation.temperature": ("温度", "随机程度；0 = 总选最可能的 token（贪心）。"),
     "generation.top_p": ("Top-p", "只从累计概率达到该值的最可能 token 中采样。"),
