@@ -53,6 +53,15 @@ def test_named_api_endpoints(demo):
     assert named - API == set()  # the page's own events stay private
 
 
+def test_delete_starts_off_for_the_built_in_preset_and_asks_first(demo):
+    delete = next(b for b in _blocks(demo, gr.Button) if b.elem_id == "preset-delete")
+    assert delete.interactive is False
+    config = demo.get_config_file()
+    clicks = [d for d in config["dependencies"]
+              if [delete._id, "click"] in [list(x) for x in d["targets"]]]
+    assert len(clicks) == 1 and "confirm(" in (clicks[0]["js"] or "")
+
+
 def test_timer_polls_the_run_folder(demo):
     timers = _blocks(demo, gr.Timer)
     assert len(timers) == 1 and 0 < timers[0].value <= 5

@@ -421,3 +421,15 @@ def test_delete_only_user_presets():
     assert "gone" not in presets.user_names() and update["value"] == "cpu-demo"
     with pytest.raises(gr.Error, match="built in"):
         widgets.guard(app.delete_preset)("cpu-demo")
+
+
+def test_delete_is_off_for_built_in_presets_and_a_cancel_changes_nothing():
+    app.api_save_preset("mine2", "cpu-demo")
+    assert app.delete_button("cpu-demo")["interactive"] is False
+    assert app.delete_button("mine2")["interactive"] is True
+    assert app.delete_button(None)["interactive"] is False
+    # the browser's confirm() sends null when the user says no
+    assert all(isinstance(u, type(gr.skip())) for u in app.delete_preset(None))
+    assert "mine2" in presets.user_names()
+    js = app.confirm_delete_js()
+    assert "confirm(" in js and "删除你的预设" in js and "Delete your preset" in js

@@ -13,8 +13,8 @@ events are private. Run it: `python launch.py` (see workbench/ui/server.py).
 from __future__ import annotations
 
 import functools
-
 import html
+import json
 from dataclasses import dataclass, field
 
 import gradio as gr
@@ -22,7 +22,7 @@ import gradio as gr
 from workbench import presets
 from workbench.config import Preset
 from workbench.ui import guide, shared, widgets
-from workbench.ui.i18n import field_keys, language_switch_html, m, t
+from workbench.ui.i18n import field_keys, language_switch_html, m, t, text
 from workbench.ui.tabs import chat, dataset, lora, merge, quantization, training
 
 DEFAULT_PRESET = "cpu-demo"
@@ -191,8 +191,10 @@ def _build_preset_bar(initial_name: str) -> PresetBar:
         save = gr.Button(t("preset.save"), size="md", scale=1, elem_id="preset-save")
         reset = gr.Button(t("preset.reset"), size="md", scale=0, min_width=90,
                           elem_id="preset-reset")
+        # built-in presets cannot be deleted: the button is off while one is chosen
         delete = gr.Button(t("preset.delete"), size="md", scale=0, min_width=90,
-                           variant="stop", elem_id="preset-delete")
+                           variant="stop", elem_id="preset-delete",
+                           interactive=can_delete(initial_name))
     notice = gr.Markdown(preset_notice(initial_name, m("preset.shown")) if initial_name
                          else "", elem_id="preset-notice")
     return PresetBar(choose, save_name, save, delete, reset, notice)
@@ -206,8 +208,12 @@ def _wire_preset_bar(ctx: Ctx, bar: PresetBar, train_tab) -> None:
                bar.notice)
     widgets.on(bar.save.click, save_preset, [bar.save_name, bar.choose, *fields],
                [bar.choose, bar.notice], bar.notice)
+    # the browser asks first; a cancelled confirm sends no name and changes nothing
     widgets.on(bar.delete.click, delete_preset, [bar.choose], [bar.choose, bar.notice],
-               bar.notice)
+               bar.notice, js=confirm_delete_js())
+    # .change: the user's choice, and the value a save or delete sets
+    bar.choose.change(delete_button, bar.choose, bar.delete, queue=False,
+                      show_progress="hidden", api_visibility="private")
 
 
 # -- preset bar handlers ------------------------------------------------------------------
@@ -236,8 +242,33 @@ def save_preset(new_name, selected, *values):
             f"✓ {m('preset.saved')}: **{html.escape(name)}**")
 
 
+def can_delete(name) -> bool:
+    """Only a user preset can be deleted (a built-in one is read-only)."""
+    return bool(name) and name in presets.user_names() and name not in presets.builtin_names()
+
+
+def delete_button(name):
+    """The Delete button for the preset now chosen: on for a user preset, off otherwise."""
+    return gr.update(interactive=can_delete(name))
+
+
+def confirm_delete_js() -> str:
+    """The click's browser side: confirm() in the page's language; the name when the user
+    agrees, null when not (the server then changes nothing)."""
+    asks = {lang: text("preset.delete_confirm", lang) for lang in ("en", "zh")}
+    return ("(name) => {\n"
+            "  if (!name) return null;\n"
+            "  const lang = window.workbenchLanguage ? window.workbenchLanguage.get() : 'en';\n"
+            f"  const asks = {json.dumps(asks, ensure_ascii=False)};\n"
+            "  const ask = (asks[lang] || asks.en).replace('{name}', name);\n"
+            "  return window.confirm(ask) ? name : null;\n"
+            "}")
+
+
 def delete_preset(selected):
-    presets.delete(presets.check_name(selected or ""))
+    if not selected:  # the confirm was cancelled
+        return gr.skip(), gr.skip()
+    presets.delete(presets.check_name(selected))
     fallback, _ = _initial_preset()
     return (gr.update(choices=preset_choices(), value=fallback or None),
             f"{m('preset.deleted')}: **{html.escape(selected)}**")

@@ -116,6 +116,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "preset.save_name.placeholder": {"en": "my-preset", "zh": "my-preset"},
     "preset.save": {"en": "Save preset", "zh": "保存预设"},
     "preset.delete": {"en": "Delete", "zh": "删除"},
+    "preset.delete_confirm": {"en": "Delete your preset “{name}”? This cannot be undone.",
+                              "zh": "删除你的预设「{name}」？删除后无法恢复。"},
     "preset.reset": {"en": "Reset", "zh": "重置"},
     "preset.saved": {"en": "Saved preset", "zh": "已保存预设"},
     "preset.deleted": {"en": "Deleted preset", "zh": "已删除预设"},
