@@ -320,6 +320,26 @@ def test_wrong_shape_in_conversations_and_history(tmp_path):
     assert "row 1 (line 1): expected an object" in error(k)
 
 
+def test_a_spreadsheet_is_named_as_such_before_file_not_found(tmp_path):
+    # issue 14: "C:/…/faq.xlsx" was "C:faq.xlsx: file not found"
+    from workbench.data.files import resolve_files
+    from workbench.ui import widgets
+    for typed in ("C:/Users/ada/Documents/faq.xlsx", "C:\\Users\\ada\\faq.xlsx",
+                  str(tmp_path / "faq.XLS")):
+        with pytest.raises(DataError) as info:
+            resolve_files(typed)
+        msg = str(info.value)
+        assert "spreadsheet files" in msg and "save it as CSV" in msg and "file not found" \
+            not in msg, msg
+    (tmp_path / "there.xlsx").write_bytes(b"PK")
+    with pytest.raises(DataError, match="save it as CSV"):
+        resolve_files(str(tmp_path / "there.xlsx"))
+    # what the page shows keeps the path as the user typed it
+    with pytest.raises(DataError) as info:
+        resolve_files("C:/Users/ada/Documents/faq.xlsx")
+    assert widgets.error_text(info.value).startswith("C:/Users/ada/Documents/faq.xlsx: ")
+
+
 def test_file_level_problems(tmp_path):
     assert "nope.jsonl: file not found" in error(tmp_path / "nope.jsonl")
     (tmp_path / "x.txt").write_text("hi")

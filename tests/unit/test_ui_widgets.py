@@ -79,6 +79,8 @@ def test_clean_message_hides_server_paths():
     assert str(home) not in out and "/srv" not in out and str(paths.PROJECT_ROOT) not in out
     assert "WORKBENCH_HOME/runs/x/preset.yaml" in out
     assert "file.jsonl line 3" in out and "data/identity.jsonl" in out
+    # a Windows path the user typed is theirs, not the server's: kept whole
+    assert widgets.clean_message("C:/Users/ada/faq.xlsx: x") == "C:/Users/ada/faq.xlsx: x"
 
 
 def test_guard_turns_user_errors_into_escaped_messages():

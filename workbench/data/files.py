@@ -54,6 +54,9 @@ def resolve_files(spec: str) -> list[tuple[str, Path]]:
     for name in names:
         path = paths.resolve_data_path(name, DataError)
         shown_name = path_text(name)
+        # a file of a kind we never read says so first, found or not (faq.xlsx)
+        if path.suffix and path.suffix.lower() not in SUFFIXES:
+            raise DataError(unsupported_type(shown_name, path.suffix))
         st = paths.file_stat(path, name, DataError)
         if st is None:
             raise DataError(f"{shown_name}: file not found (looked in "
@@ -62,11 +65,21 @@ def resolve_files(spec: str) -> list[tuple[str, Path]]:
         if why:
             raise DataError(f"{shown_name}: {why}")
         if path.suffix.lower() not in SUFFIXES:
-            raise DataError(f"{shown_name}: unsupported file type "
-                            f"{plain(path.suffix, 20) or '(none)'!r}; use .json, .jsonl, .csv "
-                            "or .parquet")
+            raise DataError(unsupported_type(shown_name, path.suffix))
         out.append((name, path))
     return out
+
+
+EXCEL_SUFFIXES = (".xlsx", ".xls", ".xlsm", ".xlsb", ".ods", ".numbers")
+
+
+def unsupported_type(shown_name: str, suffix: str) -> str:
+    """The message for a file Workbench does not read, with what to do instead."""
+    if suffix.lower() in EXCEL_SUFFIXES:
+        return (f"{shown_name}: spreadsheet files ({plain(suffix.lower(), 20)}) are not read; "
+                "save it as CSV (File → Save as → CSV) or use .jsonl, .json or .parquet")
+    return (f"{shown_name}: unsupported file type {plain(suffix, 20) or '(none)'!r}; use "
+            ".json, .jsonl, .csv or .parquet")
 
 
 # -- JSON within limits --------------------------------------------------------------------

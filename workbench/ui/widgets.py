@@ -183,7 +183,9 @@ def section_keys(section: str) -> list[str]:
 
 # -- errors -----------------------------------------------------------------------------
 
-_ABS_PATH = re.compile(r"(?<![\w.~<>-])/(?:[^\s/'\"():,;]+/)+([^\s/'\"():,;]*)")
+# a server path; not the rest of a Windows path the user typed (C:/Users/ada/faq.xlsx)
+_ABS_PATH = re.compile(r"(?<![\w.~<>-])(?<![A-Za-z]:)/(?:[^\s/'\"():,;]+/)+"
+                       r"([^\s/'\"():,;]*)")
 
 
 def clean_message(message: str) -> str:

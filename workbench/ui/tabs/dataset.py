@@ -227,9 +227,9 @@ def on_upload(file_path: str | None):
         return gr.skip()
     src = Path(file_path)
     if src.suffix.lower() not in SUFFIXES:
+        from workbench.data.files import unsupported_type
         from workbench.errors import DataError
-        raise DataError(f"{src.name}: unsupported file type; use .json, .jsonl, .csv or "
-                        ".parquet")
+        raise DataError(unsupported_type(src.name, src.suffix))
     dest = uploads_dir() / src.name
     if dest.exists() and _digest(dest) != _digest(src):
         dest = dest.with_name(f"{src.stem}-{_digest(src)[:8]}{src.suffix}")
