@@ -405,6 +405,24 @@ def test_inspect_summarises_without_holding_rows(tmp_path):
     json.dumps(info)  # the CLI prints it as JSON
 
 
+def test_too_few_rows_are_warned_about(tmp_path, capsys):
+    # issue 14: a 5-row dataset trained without a word of warning
+    five = jsonl(tmp_path / "five.jsonl", [{"instruction": f"q{i}", "output": f"a{i}"}
+                                          for i in range(5)])
+    assert data.inspect(str(five))["few_rows"] == 5
+    assert data.few_rows(20) is None and data.few_rows(19) == 19
+    assert data.few_rows(500, max_samples=10) == 10  # what training will use
+    assert cli(["data", "inspect", str(five), "--no-tokens"]) == 0
+    assert "5 rows: too few to learn from reliably; 50+ is a good start" in \
+        capsys.readouterr().out
+    from workbench.ui.i18n import render
+    from workbench.ui.tabs import dataset
+    shown = render(dataset.summary_markdown(data.inspect(str(five))))
+    assert "⚠ **5** rows: too few to learn from reliably" in shown
+    assert "too few" not in render(dataset.summary_markdown(
+        data.inspect(str(paths.samples_dir() / "identity.jsonl"))))
+
+
 def cli(argv):
     parser = argparse.ArgumentParser()
     from workbench.cli import data as cli_data

@@ -132,6 +132,9 @@ def print_summary(info: dict) -> None:
     if len(info.get("ranges", [])) > 1:
         for rg in info["ranges"]:
             print(f"           {printable(rg['file'])}: rows {rg['first']}–{rg['last']}")
+    if info.get("few_rows"):
+        print(f"  warning: {info['few_rows']} rows: too few to learn from reliably; 50+ is a "
+              "good start")
     print(f"  answers: {info['answers']}")
     print(f"  columns: {printable(', '.join(info['columns']))}")
     if info["unfilled_placeholders"]:

@@ -40,7 +40,7 @@ from workbench.data.files import kind, names_text, read_rows, resolve_files
 from workbench.data.normalise import check_text, drop_reason, fill, has_prompt, normalise
 from workbench.errors import DataError, WorkbenchError, describe, path_text
 
-__all__ = ["FORMATS", "MIN_EVAL_ROWS", "LoadedData", "load", "inspect", "sample_indices",
+__all__ = ["FORMATS", "MIN_EVAL_ROWS", "FEW_ROWS", "few_rows", "LoadedData", "load", "inspect", "sample_indices",
            "suggest_mapping", "to_examples", "split", "Scan", "files", "normalise", "stats"]
 
 
@@ -53,6 +53,7 @@ FORMATS = {
     "text": (["text"], []),
 }
 MIN_EVAL_ROWS = 5
+FEW_ROWS = 20      # fewer rows to train on than this: warn (`few_rows` in inspect)
 PROGRESS_ROWS = 1000
 # Column names seen in public datasets, per role, most likely first (see suggest_mapping).
 SYNONYMS = {
@@ -134,8 +135,16 @@ def inspect(path_or_cfg: DataCfg | str | Path, preview: int = 5, *,
             "drop_examples": {k: list(v) for k, v in scan.drop_examples.items()},
             "columns": scan.columns, "files": scan.files, "ranges": scan.ranges,
             "answers": answers, "max_samples": cfg.max_samples,
+            "few_rows": few_rows(count, cfg.max_samples),
             "unfilled_placeholders": sorted(scan.unfilled), "preview": first,
             "preview_rows": numbers}
+
+
+def few_rows(rows: int, max_samples: int | None = None) -> int | None:
+    """The number of rows training would use when it is too few to learn from reliably
+    (under FEW_ROWS), else None."""
+    used = min(rows, max_samples) if max_samples else rows
+    return used if used < FEW_ROWS else None
 
 
 def sample_indices(n: int, max_samples: int | None, seed: int) -> list[int] | None:

@@ -392,6 +392,8 @@ def summary_markdown(info: dict) -> str:
         + (f" ({reasons})" if reasons else ""),
         f"{m('dataset.files')}: {files} · {m('dataset.columns_found')}: {cols}",
     ]
+    if info.get("few_rows"):
+        lines.append(f"⚠ **{info['few_rows']}** {m('dataset.few_rows')}")
     unfilled = info.get("unfilled_placeholders") or []
     if unfilled:
         lines.append("⚠ " + ", ".join(html.escape("{{" + u + "}}") for u in unfilled)
