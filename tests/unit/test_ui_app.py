@@ -62,6 +62,15 @@ def test_delete_starts_off_for_the_built_in_preset_and_asks_first(demo):
     assert len(clicks) == 1 and "confirm(" in (clicks[0]["js"] or "")
 
 
+def test_no_table_is_headed_1_2_3(demo):
+    # issue 14: an empty gr.Dataframe shows Gradio's default headers "1 2 3"
+    for table in _blocks(demo, gr.Dataframe):
+        assert table.value["headers"] != ["1", "2", "3"], table.elem_id
+    results = next(b for b in _blocks(demo, gr.Column)
+                   if b.elem_id == "quant-compare-results")
+    assert results.visible is False  # shown once a comparison has rows
+
+
 def test_timer_polls_the_run_folder(demo):
     timers = _blocks(demo, gr.Timer)
     assert len(timers) == 1 and 0 < timers[0].value <= 5

@@ -155,7 +155,8 @@ def test_compare_runs_the_cli_and_shows_table_and_layer_plot(monkeypatch):
     values = all_field_values(**{"quantization.compute_dtype": "float32"})
     outs = list(quant_tab.compare_quantizations(None, no_progress, False, *values))
     assert [o[0] for o in outs[:2]] and "10%" in outs[1][0]
-    status, table, plot = outs[-1]
+    status, table, plot, shown = outs[-1]
+    assert shown.visible is True  # the results column, hidden while empty
     assert calls[0]["argv"][:2] == ["quant", "compare"] and "--no-perplexity" in calls[0]["argv"]
     assert "--json-out" in calls[0]["argv"]  # the result comes back in a file, not stdout
     assert "compute_dtype: float32" in calls[0]["preset"]

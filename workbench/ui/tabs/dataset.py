@@ -144,8 +144,8 @@ def build(ctx) -> DatasetTab:
             placeholder_apply = gr.Button(t("dataset.placeholder_apply"), scale=1,
                                           size="md", elem_id="dataset-placeholder-apply")
     summary = gr.Markdown(elem_id="dataset-summary")
-    preview = gr.Dataframe(label=t("dataset.preview"), interactive=False, wrap=True,
-                           max_height=420, elem_id="dataset-preview")
+    preview = gr.Dataframe(preview_frame([]), label=t("dataset.preview"), interactive=False,
+                           wrap=True, max_height=420, elem_id="dataset-preview")
 
     gr.Markdown(f"### {m('dataset.tokens_heading')}")
     with gr.Row(elem_classes=["wb-actions"]):
@@ -270,7 +270,7 @@ def _inspect(path, fmt, columns_text, placeholders_text, max_samples, seed):
         cfg = _data_cfg(path, fmt, columns_text, placeholders_text, max_samples, seed)
         info = data.inspect(cfg, preview=PREVIEW_ROWS)
     except Exception as exc:  # noqa: BLE001 - shown in the tab, page keeps working
-        return error_html(exc), pd.DataFrame(), None, cfg
+        return error_html(exc), preview_frame([]), None, cfg
     return summary_markdown(info), preview_frame(info.get("preview", [])), info, cfg
 
 
@@ -414,7 +414,9 @@ def preview_frame(rows: list[dict]) -> pd.DataFrame:
             key = role if role not in rec else f"{role} ({sum(k.startswith(role) for k in rec) + 1})"
             rec[key] = _short(msg.get("content", ""))
         records.append(rec)
-    return pd.DataFrame.from_records(records).fillna("") if records else pd.DataFrame()
+    if not records:  # real headers: an empty gr.Dataframe is headed "1 2 3"
+        return pd.DataFrame(columns=["#", "user", "assistant"])
+    return pd.DataFrame.from_records(records).fillna("")
 
 
 def _short(text) -> str:

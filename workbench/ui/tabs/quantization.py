@@ -55,6 +55,7 @@ class QuantizationTab:
     compare_status: gr.Markdown
     compare_table: gr.Dataframe
     layer_plot: gr.LinePlot
+    compare_results: gr.Column  # the table and the plot, shown once a comparison ends
 
 
 def model_choices(current: str | None = None) -> list[str]:
@@ -114,18 +115,21 @@ def build(ctx) -> QuantizationTab:
             compare_btn = gr.Button(t("qcmp.button"), variant="secondary", scale=1,
                                     elem_id="quant-compare")
         compare_status = gr.Markdown(elem_id="quant-compare-status")
-        compare_table = gr.Dataframe(None, label=t("qcmp.table"), interactive=False,
-                                     elem_id="quant-compare-table")
-        gr.Markdown(f"#### {m('qcmp.plot')}")
-        layer_plot = gr.LinePlot(None, x="layer", y="error", color="variant",
-                                 show_label=False, x_title="layer",
-                                 y_title="relative weight error", height=280,
-                                 elem_id="quant-layer-errors")
+        # hidden until a comparison fills them: empty, the table was headed "1 2 3"
+        with gr.Column(visible=False, elem_id="quant-compare-results") as compare_results:
+            compare_table = gr.Dataframe(
+                pd.DataFrame(columns=[text(k) for k in TABLE_HEADERS.values()]),
+                label=t("qcmp.table"), interactive=False, elem_id="quant-compare-table")
+            gr.Markdown(f"#### {m('qcmp.plot')}")
+            layer_plot = gr.LinePlot(None, x="layer", y="error", color="variant",
+                                     show_label=False, x_title="layer",
+                                     y_title="relative weight error", height=280,
+                                     elem_id="quant-layer-errors")
     inputs = [name, trust, mode, double, dtype, threshold]
     widgets.on(measure_btn.click, measure, inputs, [result], result, concurrency_id="model",
                concurrency_limit=1)
     tab = QuantizationTab(measure_btn, result, inputs, chart, fits, compare_btn, perplexity,
-                          compare_status, compare_table, layer_plot)
+                          compare_status, compare_table, layer_plot, compare_results)
     return tab
 
 
@@ -138,7 +142,8 @@ def wire(ctx, tab: QuantizationTab, demo: gr.Blocks) -> None:
           api_visibility="private", concurrency_id="estimate", concurrency_limit=1,
           show_progress="hidden", trigger_mode="always_last")
     widgets.on(tab.compare.click, compare_quantizations, [tab.perplexity, *ctx.field_list()],
-               [tab.compare_status, tab.compare_table, tab.layer_plot], tab.compare_status,
+               [tab.compare_status, tab.compare_table, tab.layer_plot, tab.compare_results],
+               tab.compare_status,
                concurrency_id="model", concurrency_limit=1)
 
 
@@ -201,8 +206,9 @@ TABLE_HEADERS = {"variant": "qcmp.col.variant", "bits_per_param": "qcmp.col.bits
 def compare_quantizations(request: gr.Request | None, progress=gr.Progress(),
                           perplexity=True, *values):
     """Run `launch.py quant compare` on the page's settings (`values`: every field) in its
-    own process (jobs.spawn); yield (status, table, layer plot) as it goes: progress from
-    the `[ 10%] ...` lines of its log, the result from the JSON file it writes."""
+    own process (jobs.spawn); yield (status, table, layer plot, their column) as it goes:
+    progress from the `[ 10%] ...` lines of its log, the result from the JSON file it
+    writes; the column is shown with the result."""
     shared.refuse_if_busy("comparing quantisations")
     preset = widgets.to_preset(values)
     yaml_path = shared.temp_preset(preset, "quant-")
@@ -211,7 +217,7 @@ def compare_quantizations(request: gr.Request | None, progress=gr.Progress(),
         argv.append("--no-perplexity")
     started = time.monotonic()
     progress(0, desc=text("qcmp.starting"))
-    yield f"{m('qcmp.starting')}", gr.skip(), gr.skip()
+    yield f"{m('qcmp.starting')}", gr.skip(), gr.skip(), gr.skip()
     try:
         with shared.job("quant compare", argv) as child:
             for line in shared.job_lines(child):
@@ -221,14 +227,14 @@ def compare_quantizations(request: gr.Request | None, progress=gr.Progress(),
                     progress(pct / 100, desc=what)
                     yield (f"{pct}% · {widgets.clean_message(what)} · "
                            f"{shared.duration(time.monotonic() - started)}",
-                           gr.skip(), gr.skip())
+                           gr.skip(), gr.skip(), gr.skip())
             result = shared.job_result(child)
     finally:
         yaml_path.unlink(missing_ok=True)
     lang = lang_of(request)
     yield (compare_markdown(result, time.monotonic() - started),
            compare_table(table_frame(result), lang),
-           layer_frame(layer_errors_frame(result)))
+           layer_frame(layer_errors_frame(result)), gr.Column(visible=True))
 
 
 def compare_table(frame: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
