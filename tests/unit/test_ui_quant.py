@@ -93,6 +93,11 @@ def test_fit_line_says_when_it_does_not_fit(monkeypatch):
     light = {"train.batch_size": 1, "train.gradient_checkpointing": True}
     _, fits = chart_of(monkeypatch, "llama-7b", device=small_gpu, **light)
     assert "GPU memory" in fits and "12.00 GB free" in fits
+    # what the bars assume (issue 14): the Training tab's batch size × max length
+    L = presets.load("cpu-demo").train.max_length
+    assert f"For batch **1** × length **{L}** tokens" in fits
+    zh = render(quant_tab.update_estimate(None, *est_values("llama-7b", **light))[1], "zh")
+    assert f"按批大小 **1** × 长度 **{L}** 个 token" in zh
     assert "✗ Full 16-bit" in fits and "does not fit" in fits
     assert "✓ QLoRA" in fits and "do not fit" not in fits  # the chosen one fits
     _, fits = chart_of(monkeypatch, "llama-65b", device=small_gpu, **light)

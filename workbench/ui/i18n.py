@@ -485,6 +485,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "qmem.total": {"en": "in total", "zh": "总计"},
     "qmem.needs": {"en": "needs about", "zh": "约需"},
     "qmem.fits": {"en": "fits", "zh": "放得下"},
+    "qmem.for_batch": {"en": "For batch", "zh": "按批大小"},
+    "qmem.for_length": {"en": "length", "zh": "长度"},
+    "qmem.for_tokens": {"en": "tokens (the Training tab's batch size and max length; the "
+                              "activations grow with both).",
+                        "zh": "个 token 计算（训练页的批大小和最大长度；激活值随两者增长）。"},
     "qmem.no_fit": {"en": "does not fit", "zh": "放不下"},
     "qmem.advice": {"en": "Your settings do not fit. Try a smaller batch size or maximum "
                           "length, turn on gradient checkpointing, or choose nf4.",

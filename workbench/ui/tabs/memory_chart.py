@@ -123,8 +123,12 @@ def fits_markdown(rows: list, device: tuple[str, int, int]) -> str:
     """Where training would run, how much is free, and whether each method fits."""
     kind, total, free = device
     where = m("qmem.gpu") if kind == "gpu" else m("qmem.ram")
+    first = rows[0][1].settings
     lines = [f"**{where}**: {fmt_bytes(free)} {m('qmem.free')} "
-             f"({fmt_bytes(total)} {m('qmem.total')})", ""]
+             f"({fmt_bytes(total)} {m('qmem.total')})", "",
+             # what the bars assume: activations grow with both
+             f"{m('qmem.for_batch')} **{first['batch_size']}** × {m('qmem.for_length')} "
+             f"**{first['seq_len']}** {m('qmem.for_tokens')}", ""]
     for meth, est, chosen in rows:
         ok = est.total_bytes <= free
         line = (f"{'✓' if ok else '✗'} {m('qmem.method.' + meth)}: {m('qmem.needs')} "
