@@ -138,6 +138,9 @@ def test_placeholders_table_fills_the_preset_field(tmp_path):
     table = out[2 + len(COLUMN_ROLES) + 2]
     assert list(table.iloc[:, 0]) == ["name", "org"]
     assert out[2 + len(COLUMN_ROLES) + 1]["open"] is True
+    assert out[-1].visible is True  # the table is shown only when there are placeholders
+    plain = write_jsonl(tmp_path / "plain.jsonl", [{"instruction": "Hi", "output": "Hello"}])
+    assert dataset.on_data(plain, "auto", "", "", None, 42)[-1].visible is False
     table.iloc[0, 1] = "Nova"  # the user types one value; the empty one is not stored
     text = dataset.apply_placeholders(table, "")
     assert widgets.text_to_dict(text, "data.placeholders") == {"name": "Nova"}

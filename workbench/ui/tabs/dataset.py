@@ -70,11 +70,12 @@ class DatasetTab:
     rendered: gr.HighlightedText
     stats: gr.State
     notice: gr.Markdown | None = None  # errors of the upload and the small actions
+    placeholder_row: gr.Row | None = None  # the table and its button, hidden when empty
 
     @property
     def load_outputs(self) -> list:
         return [self.summary, self.preview, *self.roles, self.columns, self.mapping,
-                self.placeholder_table, self.row]
+                self.placeholder_table, self.row, self.placeholder_row]
 
     @property
     def view_outputs(self) -> list:
@@ -136,7 +137,9 @@ def build(ctx) -> DatasetTab:
         with gr.Row():
             columns = ctx.field("data.columns")
             placeholders = ctx.field("data.placeholders")
-        with gr.Row(equal_height=False):
+        # shown only when the data has {{...}} placeholders: empty, it was a phantom row
+        with gr.Row(equal_height=False, visible=False,
+                    elem_id="dataset-placeholder-row") as placeholder_row:
             placeholder_table = gr.Dataframe(
                 pd.DataFrame(columns=["{{…}}", "="]), label=t("dataset.placeholder_table"),
                 interactive=True, static_columns=[0], scale=3, max_height=220,
@@ -183,7 +186,7 @@ def build(ctx) -> DatasetTab:
                      [path, fmt, columns, placeholders, max_samples, seed], columns, mapping,
                      roles, placeholders, placeholder_table, placeholder_apply, analyse,
                      status, histogram, report, apply_p95, apply_p99, checks, row, show_row,
-                     row_info, rendered, stats, notice)
+                     row_info, rendered, stats, notice, placeholder_row)
     del eval_fraction  # a Preset field shown here; nothing in the tab depends on it
 
     widgets.on(upload.upload, on_upload, [upload], [path], notice)
@@ -278,7 +281,9 @@ def on_data(path, fmt, columns_text, placeholders_text, max_samples, seed):
     """After any data.* change: summary, preview, the role dropdowns (choices = the
     file's columns, values = the mapping in effect), data.columns (a suggested mapping,
     only when detection fails and none is set yet), the mapping accordion (opened when
-    the mapping needs the user), the placeholder table, the row box, a cleared analysis."""
+    the mapping needs the user), the placeholder table, the row box, and whether the
+    placeholder table is shown (only when there are placeholders); the event chained after
+    it clears or redoes the analysis."""
     from workbench import data
     summary, preview, info, cfg = _inspect(path, fmt, columns_text, placeholders_text,
                                            max_samples, seed)
@@ -308,7 +313,7 @@ def on_data(path, fmt, columns_text, placeholders_text, max_samples, seed):
     table = placeholder_frame(names, filled)
     rows = (info or {}).get("preview_rows") or [1]
     return (summary, preview, *role_updates, columns_update, open_mapping, table,
-            gr.update(value=rows[0]))
+            gr.update(value=rows[0]), gr.Row(visible=bool(len(table))))
 
 
 def effective_mapping(fmt: str, mapping: dict, columns: list) -> dict:
