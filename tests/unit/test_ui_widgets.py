@@ -29,6 +29,15 @@ def test_widget_rule(section, key):
         assert "all-linear" in kwargs["choices"]
 
 
+def test_wide_ranges_are_number_boxes_so_nothing_is_clamped_silently():
+    # issue 14: a slider clamped a typed LoRA rank of 5000 to 1024 without a word
+    for dotted in ("lora.r", "train.max_grad_norm", "quantization.int8_threshold"):
+        section, key = dotted.split(".")
+        assert widgets.widget_spec(dotted, field_path_meta(section, key))[0] == "Number"
+    with pytest.raises(PresetError, match=r"lora\.r: 5000 is out of range; allowed 1 to 1024"):
+        widgets.to_section("lora", {"r": 5000})
+
+
 def test_every_widget_builds_with_label_and_help():
     with gr.Blocks():
         for dotted in field_keys():

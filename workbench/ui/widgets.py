@@ -31,8 +31,10 @@ from workbench.ui.i18n import field_keys, t
 
 log = logging.getLogger("workbench.ui")
 
-# A slider with more positions than this is useless to drag: use a number box instead.
-MAX_SLIDER_POSITIONS = 1100
+# A slider with more positions than this is hard to drag, and a value typed into its box
+# past the range is clamped without a word (LoRA rank 5000 became 1024): a number box
+# instead, whose value the Preset check names ("lora.r: 5000 is out of range; ...").
+MAX_SLIDER_POSITIONS = 100
 
 
 def field(dotted: str, **overrides):
