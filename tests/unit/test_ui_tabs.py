@@ -415,6 +415,31 @@ def test_save_captures_every_tab_and_refuses_builtin_names():
     assert presets.load("mine").lora.r == 4
 
 
+def test_the_log_reads_as_plain_lines():
+    # issue 14: the page showed the trainer's raw output, library warnings included
+    from workbench.ui.tabs.training_view import readable_log
+    raw = "\n".join([
+        "data: alpaca format, 72 rows (0 dropped), 65 train / 7 eval examples",
+        "/x/.venv/lib/python3.11/site-packages/transformers/training_args.py:1541: "
+        "FutureWarning: `gradient_checkpointing` is deprecated",
+        "  warnings.warn(f\"`{old}` is deprecated\", FutureWarning)",
+        "Tokenizing train dataset: 100%|██████████| 65/65 [00:00<00:00, 649.53 examples/s]",
+        "{'loss': '3.613', 'grad_norm': '2.094', 'learning_rate': '0.0009738', "
+        "'epoch': '0.2941'}",
+        " 17%|█▋        | 5/30 [02:32<10:57, 26.28s/it]",
+        "                                              ",
+        "{'eval_loss': '1.034', 'eval_runtime': '35.56', 'epoch': '1.765'}",
+        " 20%|██        | 6/30 [02:37<07:43, 19.31s/it]"])
+    assert readable_log(raw).split("\n") == [
+        "data: alpaca format, 72 rows (0 dropped), 65 train / 7 eval examples",
+        "Tokenizing train dataset: 65/65",
+        "loss 3.613 · learning rate 0.0009738 · epoch 0.29",
+        "eval loss 1.034 · epoch 1.76",
+        "step 6/30"]
+    assert readable_log("Traceback (most recent call last):\n  File x") == \
+        "Traceback (most recent call last):\n  File x"  # errors stay whole
+
+
 def test_delete_only_user_presets():
     app.api_save_preset("gone", "cpu-demo", ["train.max_steps=5"])
     update, _ = app.delete_preset("gone")

@@ -24,7 +24,8 @@ import pandas as pd
 from workbench.presets import check_name
 from workbench.ui import shared, widgets
 from workbench.ui.i18n import m, t, text
-from workbench.ui.tabs.training_view import action_note, progress_html, runs_markdown
+from workbench.ui.tabs.training_view import (action_note, progress_html, readable_log,
+                                             runs_markdown)
 
 POLL_SECONDS = 2.0
 DRY_RUN_STEPS = 5
@@ -248,7 +249,8 @@ def _view(selected, shown):
         run = Path(info["path"])
         st = runs.status(run)
         records = runs.metrics(run)
-        log_text = widgets.clean_message(shared.ANSI_RE.sub("", runs.log_tail(run, LOG_LINES)))
+        log_text = widgets.clean_message(readable_log(
+            shared.ANSI_RE.sub("", runs.log_tail(run, LOG_LINES))))
         progress = progress_html(selected, st, records)
     state = st.get("state")
     keys = {"progress": progress,
