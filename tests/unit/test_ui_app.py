@@ -71,6 +71,12 @@ def test_no_table_is_headed_1_2_3(demo):
     assert results.visible is False  # shown once a comparison has rows
 
 
+def test_columns_are_mapped_one_way(demo):
+    # the role dropdowns write data.columns; its box only shows the result (issue 14)
+    box = next(b for b in _blocks(demo, gr.Textbox) if b.elem_id == "f-data-columns")
+    assert box.interactive is False
+
+
 def test_timer_polls_the_run_folder(demo):
     timers = _blocks(demo, gr.Timer)
     assert len(timers) == 1 and 0 < timers[0].value <= 5

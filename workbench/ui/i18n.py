@@ -131,6 +131,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "dataset.format": {"en": "Detected format", "zh": "识别出的格式"},
     "dataset.kept": {"en": "rows kept", "zh": "行保留"},
     "dataset.dropped": {"en": "dropped", "zh": "行丢弃"},
+    "dataset.columns.readonly": {"en": "The mapping the dropdowns above set; a saved preset "
+                                       "keeps it.",
+                                 "zh": "上方下拉框设定的映射；保存预设时会一并保存。"},
     "dataset.few_rows": {"en": "rows: too few to learn from reliably; 50+ is a good start.",
                          "zh": "行：太少，难以可靠地学会；50 行以上是个好的开始。"},
     "dataset.files": {"en": "Files", "zh": "文件"},

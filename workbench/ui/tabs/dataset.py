@@ -135,7 +135,10 @@ def build(ctx) -> DatasetTab:
                         allow_custom_value=True, min_width=120,
                         elem_id=f"dataset-role-{role}"))
         with gr.Row():
-            columns = ctx.field("data.columns")
+            # one way to map columns: the dropdowns above write this box, which shows the
+            # mapping a preset saves (two editable ways to say one thing confused people)
+            columns = ctx.field("data.columns", interactive=False,
+                                info=t("dataset.columns.readonly"))
             placeholders = ctx.field("data.placeholders")
         # shown only when the data has {{...}} placeholders: empty, it was a phantom row
         with gr.Row(equal_height=False, visible=False,
