@@ -81,6 +81,17 @@ def samples_dir() -> Path:
     return PROJECT_ROOT / "data"
 
 
+# files in data/ that are prompt sets for `eval`, not data to train on
+PROMPT_SETS = ("general_probe.jsonl",)
+
+
+def training_samples() -> list[Path]:
+    """The sample datasets shipped in data/ (the prompt sets left out), sorted."""
+    return sorted(p for p in samples_dir().iterdir()
+                  if p.is_file() and p.name not in PROMPT_SETS
+                  and p.suffix.lower() in (".json", ".jsonl", ".csv", ".parquet"))
+
+
 def exists(path: Path) -> bool:
     """Path.exists() that says False, not raises, for a name too long or unreadable."""
     try:

@@ -110,7 +110,7 @@ def _walk(url, page):
     # 3. Compare with an empty message: the reason, no Error in the chat panes
     ui.open_tab(page, "Chat")
     page.wait_for_function(
-        f"document.querySelector('#chat-run input').value === {RUN!r}")
+        f"document.querySelector('#chat-run input')?.value === {RUN!r}")
     page.locator("#chat-compare").click()
     wait_text(page, "chat-status", "Type a message first")
     assert no_error_badge(page, "chat-base") and no_error_badge(page, "chat-tuned")

@@ -238,7 +238,7 @@ def click_through(app, page):
     # 4. merge, verified
     open_tab(page, "Merge")
     page.wait_for_function(
-        "document.querySelector('#merge-run input').value.startsWith('browser-')")
+        "(document.querySelector('#merge-run input')?.value || '').startsWith('browser-')")
     page.locator("#merge-button").click()
     page.wait_for_function(
         "document.querySelector('#merge-result').innerText.includes('Verified')",
@@ -251,7 +251,7 @@ def click_through(app, page):
     open_tab(page, "Training")
     page.locator("#train-to-chat").click()
     page.wait_for_function(
-        "document.querySelector('#chat-run input').value.startsWith('browser-')")
+        "(document.querySelector('#chat-run input')?.value || '').startsWith('browser-')")
     page.get_by_text("Generation settings").click()
     set_number(page, "f-generation-max-new-tokens", 32)
     ask(page, "Who are you?")

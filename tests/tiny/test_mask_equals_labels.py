@@ -20,8 +20,7 @@ from workbench.train import preview as inspect_data
 from workbench import paths, train
 from workbench.config import Preset
 
-SAMPLES = sorted(p.name for p in paths.samples_dir().iterdir()
-                 if p.suffix in (".json", ".jsonl", ".csv", ".parquet"))
+SAMPLES = [p.name for p in paths.training_samples()]
 TOOLS = [{"name": "get_weather", "description": "Weather for a city",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
 

@@ -185,3 +185,13 @@ def test_out_of_range_number_names_its_field():
     values[keys.index("train.batch_size")] = 0
     with pytest.raises(Exception, match="train.batch_size"):
         widgets.to_preset(values)
+
+
+def test_a_single_update_result_is_one_value_not_a_component_map():
+    import gradio as gr
+    box, notice = gr.Dropdown(), gr.Markdown()
+    handler, _ = widgets.keep_page(lambda x: gr.update(choices=[x], value=x), [box], notice)
+    update, cleared = handler("a.csv")
+    assert update["value"] == "a.csv" and update["choices"] == ["a.csv"] and cleared == ""
+    handler, _ = widgets.keep_page(lambda x: {box: x}, [box], notice)
+    assert handler("b") == {box: "b", notice: ""}

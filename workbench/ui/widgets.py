@@ -307,8 +307,11 @@ def keep_page(fn, outputs, notice):
     single = len(outputs) == 1
 
     def shape(result, first: bool):
-        if own or isinstance(result, dict):
-            if isinstance(result, dict) and not own:
+        # a {component: value} result (not a gr.update(), which is a dict too)
+        by_component = isinstance(result, dict) and bool(result) and not any(
+            isinstance(k, str) for k in result)
+        if own or by_component:
+            if by_component and not own:
                 result = {**result, notice: "" if first else gr.skip()}
             return result
         values = (result,) if single else tuple(result)

@@ -100,7 +100,7 @@ def uploads_dir() -> Path:
 def path_choices(current: str | None = None) -> list[tuple[str, str]]:
     """(label, value) for the dataset dropdown: the samples, then the user's uploads."""
     out = []
-    for p in sorted(paths.samples_dir().glob("*")):
+    for p in paths.training_samples():
         if p.suffix.lower() in SUFFIXES:
             out.append((f"{p.name} · {t('dataset.sample')}", f"data/{p.name}"))
     for p in sorted(uploads_dir().glob("*")):
