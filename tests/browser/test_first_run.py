@@ -107,6 +107,14 @@ def _walk(url, page):
     assert no_error_badge(page, "preset-choose")
     shot(page, "2-save-refused")
 
+    # a decimal comma in a number box means a decimal point (the browser dropped it)
+    ui.open_tab(page, "Training")
+    box = page.locator("#f-train-learning-rate input").first
+    box.click()
+    box.press("Control+a")
+    box.type("0,0005")
+    assert box.input_value() == "0.0005"
+
     # 3. Compare with an empty message: the reason, no Error in the chat panes
     ui.open_tab(page, "Chat")
     page.wait_for_function(

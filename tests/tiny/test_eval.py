@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench import evaluate, runs
+from workbench import runs
 from workbench.config import Preset
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -191,6 +191,7 @@ def launch_kwargs(host: str, port: int, auth, home: str, tls: dict | None = None
     from workbench.ui import security
     from workbench.ui.app import CSS
     from workbench.ui.i18n import i18n, page_head
+    from workbench.ui.widgets import NUMBER_SCRIPT
     check = security.login_checker(*auth) if auth else None
     # nothing of WORKBENCH_HOME (`home`) is served: a file in allowed_paths goes out inline
     # with its own type, so an uploaded .html would be a page on this origin
@@ -198,7 +199,8 @@ def launch_kwargs(host: str, port: int, auth, home: str, tls: dict | None = None
                 max_file_size=MAX_UPLOAD, allowed_paths=[], quiet=True,
                 show_error=False, enable_monitoring=False, run_history=False,
                 mcp_server=False, ssr_mode=False, footer_links=["api", "settings"],
-                i18n=i18n(), css=CSS, head=page_head(), auth_message="Workbench",
+                i18n=i18n(), css=CSS, head=page_head() + NUMBER_SCRIPT,
+                auth_message="Workbench",
                 app_kwargs={"middleware": [Middleware(security.FileHeaders),
                                            Middleware(security.LoginGuard)]},
                 **(tls or {}))

@@ -344,3 +344,25 @@ def keep_page(fn, outputs, notice):
             except Exception as exc:  # noqa: BLE001 - shown beside the control
                 return failed(exc)
     return handler, wired
+
+
+# A number box is an <input type=number>: the browser drops a decimal comma without a word
+# (typed "0,0002" arrives as 2 after "00002"). This page script turns a typed or pasted
+# decimal comma into a point, so "0,0002" means 0.0002 as its writer meant.
+NUMBER_SCRIPT = """<script>
+(() => {
+  const isNumberBox = (el) => el instanceof HTMLInputElement && el.type === "number";
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "," || !isNumberBox(e.target)) return;
+    e.preventDefault();
+    document.execCommand("insertText", false, ".");
+  }, true);
+  document.addEventListener("paste", (e) => {
+    if (!isNumberBox(e.target)) return;
+    const text = (e.clipboardData || window.clipboardData).getData("text").trim();
+    if (!/^[-+]?\\d*,\\d+(e[-+]?\\d+)?$/i.test(text)) return;
+    e.preventDefault();
+    document.execCommand("insertText", false, text.replace(",", "."));
+  }, true);
+})();
+</script>"""
