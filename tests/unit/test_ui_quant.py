@@ -238,3 +238,14 @@ def test_dry_run_refuses_while_training(monkeypatch):
     make_run(state="running", pid=os.getpid())
     with pytest.raises(gr.Error, match="still running"):
         list(widgets.guard(training.dry_run)(no_progress, *all_field_values()))
+
+
+def test_chart_language_follows_the_switch_before_the_browser():
+    from types import SimpleNamespace
+
+    from workbench.ui.i18n import STORAGE_KEY
+    from workbench.ui.tabs import memory_chart
+    english_browser = {"accept-language": "en-US,en;q=0.9"}
+    chose_zh = SimpleNamespace(headers=english_browser, cookies={STORAGE_KEY: "zh"})
+    assert memory_chart.lang_of(chose_zh) == "zh"
+    assert memory_chart.lang_of(SimpleNamespace(headers=english_browser, cookies={})) == "en"

@@ -16,7 +16,7 @@ from workbench.config import Preset
 from workbench.errors import ModelError
 from workbench.train import memory
 from workbench.ui import widgets
-from workbench.ui.i18n import m, text
+from workbench.ui.i18n import m, request_lang, text
 from workbench.units import fmt_bytes
 
 # every setting the memory estimate depends on (alpha, the outlier threshold... do not)
@@ -35,11 +35,9 @@ LANGS = ("en", "zh")
 
 
 def lang_of(request: gr.Request | None) -> str:
-    """The page language for data inside plots (the m() markers cannot reach them)."""
-    accept = ""
-    if request is not None:
-        accept = (getattr(request, "headers", None) or {}).get("accept-language", "") or ""
-    return "zh" if accept.strip().lower().startswith("zh") else "en"
+    """The page language for data inside plots (the m() markers cannot reach them): the
+    language switch's choice (its cookie), else the browser's language."""
+    return request_lang(request)
 
 
 @functools.lru_cache(maxsize=8)
