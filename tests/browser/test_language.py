@@ -114,6 +114,12 @@ def _walk(url, page):
     assert text("app.tagline", "zh") in page.locator(".wb-header").inner_text()
     body = page.locator("body").inner_text()
     assert "⟦" not in body and "Drop File Here" not in body
+    # the Dataset histogram's axis titles too (drawn by Vega as SVG text)
+    want = [text("dataset.hist.x", "zh"), text("dataset.hist.y", "zh")]
+    page.wait_for_function(
+        "(want) => { const shown = [...document.querySelectorAll("
+        "'#dataset-histogram .role-axis-title text')].map(t => t.textContent);"
+        " return want.every(w => shown.includes(w)); }", arg=want, timeout=10_000)
     page.wait_for_timeout(300)
     page.screenshot(path=str(SHOTS / "landing-zh.png"), full_page=True)
 

@@ -163,7 +163,10 @@ def build(ctx) -> DatasetTab:
         histogram = gr.BarPlot(empty_histogram(), x="label", y="rows", color="fits",
                                color_map={FITS: "#2563eb", OVER: "#dc2626"},
                                label=t("dataset.histogram"),
-                               x_title="tokens per row (after the chat template)", y_title="rows", color_title="max_length", x_label_angle=-45,
+                               # axis titles as m() markers: Gradio translates a plot's
+                               # label, not its axes; the page script does (SVG text)
+                               x_title=m("dataset.hist.x"), y_title=m("dataset.hist.y"),
+                               color_title="max_length", x_label_angle=-45,
                                scale=3, elem_id="dataset-histogram")
         with gr.Column(scale=2):
             report = gr.Markdown(elem_id="dataset-report")
