@@ -167,8 +167,9 @@ class folder_lock:
             self.fd = None
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
+def pid_alive(pid) -> bool:
+    """Whether process `pid` runs; a zombie (exited, not reaped yet) counts as dead."""
+    if not isinstance(pid, int) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
@@ -178,7 +179,7 @@ def _pid_alive(pid: int) -> bool:
         return True
     except OSError:
         return False
-    try:  # a zombie (exited, not reaped yet) counts as dead
+    try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
             return fh.read().split(") ", 1)[1][:1] != "Z"
     except (OSError, IndexError):
@@ -203,7 +204,7 @@ def clean_stale_temps(folder: str | os.PathLike, *, now: float | None = None) ->
         return removed
     for entry in entries:
         pid = temp_owner(entry.name)
-        if pid is None or pid == os.getpid() or _pid_alive(pid):
+        if pid is None or pid == os.getpid() or pid_alive(pid):
             continue
         try:
             if now - entry.stat(follow_symlinks=False).st_mtime < STALE_AFTER_S:
