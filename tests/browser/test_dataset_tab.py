@@ -34,10 +34,7 @@ def page():
     yield from ui._browser("en-US")
 
 
-def wait_text(page, elem_id: str, text: str, timeout: int = 60_000) -> None:
-    page.wait_for_function(
-        f"(document.querySelector('#{elem_id}')?.innerText || '').includes({text!r})",
-        timeout=timeout)
+wait_text = ui.wait_text
 
 
 def test_dataset_tab_shows_histogram_and_highlighted_rendering(tiny_app, page):

@@ -62,10 +62,7 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def wait_text(page, elem_id: str, text: str, timeout: int = 60_000) -> None:
-    page.wait_for_function(
-        f"(document.querySelector('#{elem_id}')?.innerText || '').includes({text!r})",
-        timeout=timeout)
+wait_text = ui.wait_text
 
 
 def no_error_badge(page, elem_id: str) -> bool:

@@ -132,6 +132,13 @@ def set_number(page, elem_id: str, value) -> None:
     box.press("Tab")  # commit the value (the change event fires on blur)
 
 
+def wait_text(page, elem_id: str, text: str, timeout: int = 60_000) -> None:
+    """Wait until the element's text holds `text` (an element not drawn yet is empty)."""
+    page.wait_for_function(
+        f"(document.querySelector('#{elem_id}')?.innerText || '').includes({text!r})",
+        timeout=timeout)
+
+
 def text_of(page, elem_id: str) -> str:
     return page.locator(f"#{elem_id}").inner_text()
 

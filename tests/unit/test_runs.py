@@ -249,3 +249,9 @@ def test_polled_reads_parse_a_file_again_only_when_it_changed(tmp_path, monkeypa
     first = runs.metrics(run)
     first.append({"step": 99})  # callers get their own list
     assert len(runs.metrics(run)) == 2
+
+
+def test_base_name_undoes_what_the_folder_name_added():
+    assert runs.base_name("cpu-demo-20250101-120000") == "cpu-demo"
+    assert runs.base_name("my-run-20250101-120000-2") == "my-run"
+    assert runs.base_name("not-a-run-folder") == "not-a-run-folder"

@@ -210,7 +210,7 @@ def test_view_shows_progress_plots_log_and_runs():
                    pid=os.getpid())
     out = training.view(None, None)
     (progress, loss, evals, lr, log, table, run_dd, start, stop, resume, note, to_chat,
-     load_settings, shown) = out
+     load_settings, start_here, shown) = out
     text = rendered(progress)
     assert "live-20250101-120000" in text and "Step 5 / 20" in text and "running" in text
     assert list(loss["loss"]) == [2.0, 1.5] and list(evals["eval_loss"]) == [1.7]
@@ -222,9 +222,10 @@ def test_view_shows_progress_plots_log_and_runs():
     # the note says why Start is off and names the run Stop ends
     assert "train.note.busy" in note and "live-20250101-120000" in note
     assert to_chat["visible"] is False
+    assert "Step 5 / 20" in rendered(start_here)  # the strip follows the running run
     # the next poll with nothing new skips the plots (no flicker)
     again = training.view(run.name, shown)
-    assert all(isinstance(again[i], type(gr.skip())) for i in (1, 2, 3, 4))
+    assert all(isinstance(again[i], type(gr.skip())) for i in (1, 2, 3, 4, 13))
     # a finished run selected while another trains: Stop is off (it would stop the other)
     out = training.view("old-20240101-120000", None)
     assert out[8]["interactive"] is False and "train.note.select" in out[10]

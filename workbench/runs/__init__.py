@@ -77,6 +77,16 @@ def new_run_dir(name: str, parent: Path | None = None) -> Path:
             n += 1
 
 
+_FOLDER_RE = re.compile(r"(.+)-\d{8}-\d{6}(?:-\d+)?")
+
+
+def base_name(folder_name: str) -> str:
+    """The name a run was started with: its folder name without what new_run_dir added
+    (-YYYYmmdd-HHMMSS, and -N for a second start in the same second)."""
+    m = _FOLDER_RE.fullmatch(folder_name)
+    return m.group(1) if m else folder_name
+
+
 def create(preset, name: str, *, parent: Path | None = None) -> Path:
     """A new run folder holding the exact preset (preset.yaml) and nothing else.
 
@@ -136,21 +146,7 @@ def _inside(folder: Path, root: Path) -> bool:
 
 # -- status ---------------------------------------------------------------------------
 
-def pid_alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (exited, not yet reaped by its parent) is not alive for our purposes
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
+pid_alive = fsio.pid_alive  # the one check, shared with the temp-file cleanup
 
 
 # The app polls every run folder every two seconds while a run trains: files are parsed

@@ -65,6 +65,7 @@ class Ctx:
     initial: Preset
     initial_name: str = ""
     fields: dict = field(default_factory=dict)
+    start_here: gr.HTML | None = None  # the "start here" strip; the Training view redraws it
 
     def field(self, dotted: str, **overrides):
         """Build the widget of a Preset field, showing the initial preset's value."""
@@ -124,7 +125,7 @@ def build_app() -> gr.Blocks:
             # once, Gradio's included, and remembers the choice
             gr.HTML(language_switch_html(), elem_id="language-switch", scale=0,
                     min_width=150)
-        start_here = gr.HTML(guide.guide_html(), elem_id="start-here")
+        ctx.start_here = gr.HTML(guide.guide_html(), elem_id="start-here")
         bar = _build_preset_bar(initial_name)
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab(t("tab.dataset"), id="dataset", elem_id="tab-dataset") as tab_data:
@@ -162,11 +163,9 @@ def build_app() -> gr.Blocks:
         # the "start here" strip follows the runs: on load, whenever a tab is chosen
         gr.on([demo.load, *(item.select for item in (tab_data, tab_quant, tab_lora,
                                                       tab_train, tab_merge, tab_chat))],
-              guide.guide_html, None, start_here, api_visibility="private",
+              guide.guide_html, None, ctx.start_here, api_visibility="private",
               concurrency_limit=None, show_progress="hidden")
-        # ... and while the Training tab polls (its step count moves)
-        train_tab.timer.tick(guide.guide_html, None, start_here, api_visibility="private",
-                             concurrency_limit=None, show_progress="hidden")
+        # (while the Training tab polls, its view redraws the strip when a run moves)
         # a finished run: straight to Chat with it, or its settings into every tab
         widgets.on(train_tab.to_chat.click, open_in_chat, [train_tab.run],
                    [tabs, chat_tab.run, chat_tab.compare, chat_tab.status], chat_tab.status)
@@ -285,7 +284,7 @@ def load_run_settings(run):
     from workbench import runs
     folder = shared.find_run(run)
     preset = runs.load_preset(folder)
-    return [*widgets.from_preset(preset), folder.name.rsplit("-", 2)[0] or "run",
+    return [*widgets.from_preset(preset), runs.base_name(folder.name),
             f"{m('train.loaded_run')}: **{html.escape(folder.name)}**"]
 
 

@@ -8,7 +8,8 @@ as done, in progress or next, from what the run folders say.
 3. Compare in Chat: the tuned model against the base.
 
 Read-only and cheap (the run folders' status files and one small cache file), so it is
-redrawn on page load and whenever a tab is chosen.
+redrawn on page load, whenever a tab is chosen, and by the Training tab's poll (from the
+run list that poll has read anyway) when it changed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import html
 import json
 
-from workbench import paths
+from workbench import fsio, paths
 from workbench.ui.i18n import m
 
 DRY_RUN_FILE = "last_dryrun.json"  # in WORKBENCH_HOME/cache: the page's newest dry run
@@ -26,9 +27,8 @@ def remember_dry_run(result: dict) -> None:
     """Keep the newest dry run's ETA for step 2's "about N minutes" (best effort)."""
     keep = {k: result.get(k) for k in ("eta_seconds", "full_run_steps", "seconds_per_step")}
     try:
-        from workbench.fsio import atomic_write
-        atomic_write(paths.cache_dir() / DRY_RUN_FILE, json.dumps(keep))
-    except (OSError, ImportError):
+        fsio.atomic_write(paths.cache_dir() / DRY_RUN_FILE, json.dumps(keep))
+    except OSError:
         pass
 
 

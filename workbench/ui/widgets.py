@@ -219,12 +219,17 @@ def error_text(exc: BaseException) -> str:
     return html.escape(clean_message(msg).strip() or type(exc).__name__)
 
 
+def _log_if_bug(exc: BaseException, fn_name: str) -> None:
+    """A bug (not the user's to fix): the full story goes to the server log, never to
+    the page."""
+    if not isinstance(exc, (WorkbenchError, gr.Error)):
+        log.error("handler %s failed:\n%s", fn_name, traceback.format_exc())
+
+
 def _raise_readable(exc: BaseException, fn_name: str):
     if isinstance(exc, gr.Error):
         raise exc
-    if not isinstance(exc, WorkbenchError):
-        # a bug: the full story goes to the server log, never to the page
-        log.error("handler %s failed:\n%s", fn_name, traceback.format_exc())
+    _log_if_bug(exc, fn_name)
     raise gr.Error(error_text(exc), duration=20, print_exception=False) from None
 
 
@@ -318,8 +323,7 @@ def keep_page(fn, outputs, notice):
         return (*values, "" if first else gr.skip())
 
     def failed(exc: BaseException) -> dict:
-        if not isinstance(exc, (WorkbenchError, gr.Error)):
-            log.error("handler %s failed:\n%s", fn.__name__, traceback.format_exc())
+        _log_if_bug(exc, fn.__name__)
         text = error_text(exc)
         gr.Warning(text, duration=10)
         return {notice: error_markup(text)}

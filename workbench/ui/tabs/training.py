@@ -22,7 +22,7 @@ import gradio as gr
 import pandas as pd
 
 from workbench.presets import check_name
-from workbench.ui import shared, widgets
+from workbench.ui import guide, shared, widgets
 from workbench.ui.i18n import m, t, text
 from workbench.ui.tabs.training_view import (action_note, progress_html, readable_log,
                                              runs_markdown)
@@ -61,12 +61,14 @@ class TrainingTab:
     action_note: gr.Markdown | None = None  # why Start/Stop/Resume are on or off
     to_chat: gr.Button | None = None         # a finished run: compare it in Chat
     load_settings: gr.Button | None = None   # a run's own settings into every tab
+    start_here: gr.HTML | None = None        # the page's "start here" strip (ui/guide.py)
 
     @property
     def view_outputs(self) -> list:
         return [self.progress, self.loss_plot, self.eval_plot, self.lr_plot, self.log,
                 self.runs_table, self.run, self.start, self.stop, self.resume,
-                self.action_note, self.to_chat, self.load_settings, self.shown]
+                self.action_note, self.to_chat, self.load_settings, self.start_here,
+                self.shown]
 
 
 def build(ctx) -> TrainingTab:
@@ -121,7 +123,7 @@ def build(ctx) -> TrainingTab:
     tab = TrainingTab(settings, run_name, start, stop, resume, run, notice, progress,
                       plots["loss"], plots["eval_loss"], plots["learning_rate"], log,
                       runs_table, timer, shown, dry, dry_result, action_note, to_chat,
-                      load_settings)
+                      load_settings, ctx.start_here)
 
     # polling and picking a run only read the run folders: cheap, no queue limit
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
@@ -195,7 +197,6 @@ def dry_run(progress=gr.Progress(), *values):
             result = shared.job_result(child)
     finally:
         yaml_path.unlink(missing_ok=True)
-    from workbench.ui import guide
     guide.remember_dry_run(result)  # the "start here" strip quotes its ETA
     yield dry_run_markdown(result)
 
@@ -230,7 +231,7 @@ def view(selected, shown):
     except Exception as exc:  # noqa: BLE001 - shown in the page, polling goes on
         widgets.log.error("reading the run folder failed", exc_info=True)
         return [f"<div class='wb-progress wb-error'>⚠ {widgets.error_text(exc)}</div>",
-                *[gr.skip()] * 12, None]
+                *[gr.skip()] * 13, None]
 
 
 def _view(selected, shown):
@@ -259,7 +260,9 @@ def _view(selected, shown):
             "list": tuple((r["name"], r["state"], r.get("step"), r.get("merged"))
                           for r in all_runs),
             "run": (selected, tuple(names)),
-            "buttons": (active, selected, state)}
+            "buttons": (active, selected, state),
+            # the strip's step 2 follows a training run's step count
+            "guide": guide.guide_html(all_runs)}
 
     def changed(part):
         return shown.get(part) != keys[part]
@@ -279,6 +282,7 @@ def _view(selected, shown):
                 gr.update(visible=finished), gr.update(visible=info is not None)]
     else:
         out += [gr.skip()] * 6
+    out.append(keys["guide"] if changed("guide") else gr.skip())
     return out + [keys]
 
 
