@@ -34,6 +34,7 @@ YAML_MAX_CHARS = 1_000_000      # a preset file or a --set value
 YAML_MAX_DEPTH = 32             # nested mappings and lists
 YAML_MAX_NODES = 100_000        # values, each alias (*name) counted in full
 PLACEHOLDER_NAME = r"[A-Za-z_][\w.-]*"   # the name inside {{...}} (data.placeholders keys)
+MAX_WATCH_PROMPTS = 10          # train.watch_prompts: each costs a generation per eval step
 
 
 def _f(default, help, *, label=None, choices=None, min=None, max=None, step=None,
@@ -82,6 +83,11 @@ class DataCfg:
                                  label="Max samples", min=1, max=10_000_000, nullable=True)
     seed: int = _f(42, "Seed for shuffling and the train/eval split.", label="Data seed",
                    min=0, max=2**31 - 1)
+    mix: list = _f(None, "General instruction rows mixed into training so the model keeps "
+                   "what it knew: a list of {path, fraction}; each adds round(fraction × "
+                   "your rows) rows of that file, split and masked like yours, e.g. "
+                   "[{path: data/general_mix.jsonl, fraction: 0.5}]. Empty = none.",
+                   label="General mix", factory=list)
 
 
 QUANT_MODES = ["none", "int8", "nf4", "fp4"]
@@ -188,6 +194,11 @@ class TrainCfg:
     eval_steps: int = _f(20, "Score the held-out rows (eval loss) every N steps, to spot "
                          "memorising; each check takes time. Typical: 10–100.",
                          label="Eval steps", min=1, max=100000, step=1)
+    watch_prompts: list | None = _f(
+        None, "Questions the model answers at each eval step while it trains (short, "
+        "greedy answers, kept in the run's samples.jsonl), to see when its answers change. "
+        "Empty: the first 3 held-out questions of the data; [] in YAML: none.",
+        label="Watch prompts", nullable=True)
     save_steps: int = _f(50, "Save a checkpoint every N steps, so a stopped run can resume "
                          "(the last 3 are kept). Typical: 50–500.", label="Save steps",
                          min=1, max=100000, step=1)
@@ -212,8 +223,26 @@ class GenerationCfg:
                             label="System prompt")
 
 
+LAUNCHERS = ["torchrun", "accelerate"]
+
+
+@dataclass
+class DistributedCfg:
+    processes: int = _f(1, "Training processes to start, one per GPU (DDP): 1 = one "
+                        "process, as usual. On a CPU they share its cores (gloo).",
+                        label="Processes", min=1, max=1024, step=1)
+    launcher: str = _f("torchrun", "What starts them: torchrun (DDP), or accelerate with "
+                       "a config file (DDP, FSDP, DeepSpeed).", label="Launcher",
+                       choices=LAUNCHERS)
+    accelerate_config: str | None = _f(
+        None, "The accelerate config file for launcher accelerate, e.g. "
+        "presets/accelerate/multi-gpu.yaml (empty = none).", label="Accelerate config",
+        nullable=True)
+
+
 SECTIONS = {"model": ModelCfg, "data": DataCfg, "quantization": QuantizationCfg,
-            "lora": LoraCfg, "train": TrainCfg, "generation": GenerationCfg}
+            "lora": LoraCfg, "train": TrainCfg, "generation": GenerationCfg,
+            "distributed": DistributedCfg}
 
 
 @dataclass
@@ -224,6 +253,7 @@ class Preset:
     lora: LoraCfg = field(default_factory=LoraCfg)
     train: TrainCfg = field(default_factory=TrainCfg)
     generation: GenerationCfg = field(default_factory=GenerationCfg)
+    distributed: DistributedCfg = field(default_factory=DistributedCfg)
 
     # -- conversion -------------------------------------------------------------------
     @classmethod
@@ -341,7 +371,7 @@ def iter_fields():
 
 def _field_type(f) -> str:
     t = str(f.type)
-    for name in ("bool", "int", "float", "dict", "str"):
+    for name in ("bool", "int", "float", "dict", "list", "str"):
         if t.startswith(name):
             return name
     return "any"
@@ -369,11 +399,11 @@ def _check_value(section: str, f, value, where: str):
     meta = f.metadata
     kind = _field_type(f)
     name = f"{where}: {section}.{f.name}"
-    if value is None:
+    if value is None or (value == "" and kind == "str" and meta.get("nullable")):
         if meta.get("nullable"):
-            return None
-        if kind == "dict":
-            return {}
+            return None  # an emptied text box of a nullable field, too
+        if kind in ("dict", "list"):
+            return {} if kind == "dict" else []
         raise PresetError(f"{name}: a value is required (got null)")
     if kind == "bool":
         if not isinstance(value, bool):
@@ -404,6 +434,16 @@ def _check_value(section: str, f, value, where: str):
                                       "name inside {{...}}: letters, digits, '_', '.', '-')")
             value = {k: _scalar_text(f"{name}.{plain(k)}", v) for k, v in value.items()}
         return dict(value)
+    if f.name == "watch_prompts":
+        if isinstance(value, str):
+            value = [value]
+        if (not isinstance(value, list) or len(value) > MAX_WATCH_PROMPTS
+                or not all(isinstance(v, str) and v.strip() for v in value)):
+            raise PresetError(f"{name}: expected a list of at most {MAX_WATCH_PROMPTS} "
+                              f"non-empty questions, got {shown(value)}")
+        return [_check_text(name, v.strip()) for v in value]
+    if kind == "list":
+        return _check_mix(name, value)
     if f.name == "target_modules":
         if isinstance(value, str) and value.strip():
             return _check_text(name, value.strip())
@@ -422,6 +462,43 @@ def _check_value(section: str, f, value, where: str):
         raise PresetError(f"{name}: {shown(value)} is not one of {', '.join(choices)}"
                           f"{_did_you_mean(value, choices) if _close(value, choices) else ''}")
     return value
+
+
+MIX_KEYS = ("path", "fraction")
+MIX_MAX_FRACTION = 10.0
+
+
+def _check_mix(name: str, value) -> list[dict]:
+    """data.mix: a list of {path: text, fraction: number above 0, at most 10}."""
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise PresetError(f"{name}: expected a list like [{{path: data/general_mix.jsonl, "
+                          f"fraction: 0.5}}], got {shown(value)}")
+    out = []
+    for i, item in enumerate(value):
+        at = f"{name}[{i}]"
+        if not isinstance(item, dict):
+            raise PresetError(f"{at}: expected {{path: FILE, fraction: NUMBER}}, got "
+                              f"{shown(item)}")
+        for key in item:
+            if key not in MIX_KEYS:
+                raise PresetError(f"{at}.{plain(key)}: unknown key"
+                                  f"{_did_you_mean(key, MIX_KEYS)}")
+        path = item.get("path")
+        if not isinstance(path, str) or not path.strip():
+            raise PresetError(f"{at}.path: expected a dataset file name, got {shown(path)}")
+        if "fraction" not in item:
+            raise PresetError(f"{at}.fraction: missing; e.g. 0.5 adds half as many "
+                              "general rows as your data has")
+        fraction = _check_number(f"{at}.fraction", "float",
+                                 {"min": 0.0, "max": MIX_MAX_FRACTION}, item["fraction"])
+        if fraction <= 0:
+            raise PresetError(f"{at}.fraction: must be above 0 (remove the entry to mix "
+                              "nothing)")
+        out.append({"path": _check_text(f"{at}.path", path.strip(), "; rename the file to "
+                                        "a UTF-8 name"), "fraction": fraction})
+    return out
 
 
 def _check_number(name: str, kind: str, meta, value):

@@ -25,6 +25,8 @@ The readers (workbench/datafiles.py) yield (place, raw row) one row at a time, s
 large .jsonl keeps memory bounded; only `load()` holds all rows. Loading never writes anything.
 Rows are numbered 1, 2, ... in file order across all listed files, dropped rows included (the
 numbers inspection reports and `data render --row` takes).
+data.mix (workbench/data/mix.py) adds general rows at a fraction of the user's, a guard
+against forgetting; train.build_datasets applies it after the split.
 Tests: python -m pytest tests/unit/test_data.py
 """
 
@@ -41,7 +43,8 @@ from workbench.data.normalise import check_text, drop_reason, fill, has_prompt, 
 from workbench.errors import DataError, WorkbenchError, describe, path_text
 
 __all__ = ["FORMATS", "MIN_EVAL_ROWS", "FEW_ROWS", "few_rows", "LoadedData", "load", "inspect", "sample_indices",
-           "suggest_mapping", "to_examples", "split", "Scan", "files", "normalise", "stats"]
+           "suggest_mapping", "to_examples", "split", "Scan", "files", "normalise", "stats",
+           "mix"]
 
 
 # format -> (required roles, optional roles), in detection order: the first match wins.

@@ -14,6 +14,7 @@ Under torchrun / accelerate launch only rank 0 writes the run folder.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -27,7 +28,7 @@ from workbench.errors import WorkbenchError
 __all__ = ["BNB_OPTIMIZERS", "is_main_process", "effective_optimizer", "oom_advice",
            "build_datasets", "lora_config", "sft_config", "make_callback",
            "train", "keep_4bit_trainable", "build_trainer", "lora", "memory", "preview",
-           "dryrun", "measure"]
+           "dryrun", "measure", "distributed"]
 
 
 BNB_OPTIMIZERS = ("paged_adamw_32bit", "paged_adamw_8bit", "adamw_8bit")
@@ -72,13 +73,18 @@ def build_datasets(preset: Preset):
     from datasets import Dataset
 
     from workbench import data
+    from workbench.data import mix
     loaded = data.load(preset.data)
     # split whole conversations first, so turns of one conversation never land on both sides
     train_conv, eval_conv = data.split(loaded.rows, preset.data.eval_fraction, preset.data.seed)
+    # data.mix: general rows added at a fraction, split like the user's (workbench/data/mix.py)
+    parts = mix.load(preset.data, len(loaded.rows), loaded.format)
+    train_conv, eval_conv = mix.add(train_conv, eval_conv, preset.data, parts)
     train_rows = data.to_examples(train_conv, preset.train.completion_only_loss)
     eval_rows = data.to_examples(eval_conv, preset.train.completion_only_loss)
     info = {"format": loaded.format, "rows": len(loaded.rows), "dropped": loaded.dropped,
-            "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
+            "train_examples": len(train_rows), "eval_examples": len(eval_rows),
+            "mix": mix.info(parts), "mix_summary": mix.summary(parts)}
     train_ds = Dataset.from_list(train_rows)
     eval_ds = Dataset.from_list(eval_rows) if eval_rows else None
     return train_ds, eval_ds, info
@@ -173,7 +179,8 @@ def make_callback(run: Path, started: float):
                 runs.write_status(run, step=state.global_step, max_steps=state.max_steps,
                                   eta_s=self._eta(state),
                                   elapsed_s=round(time.monotonic() - started, 1))
-            if runs.stop_requested(run):
+            from workbench.train import distributed  # every rank stops at the same step
+            if distributed.any_rank(runs.stop_requested(run)):
                 # save a checkpoint at this step so a resume continues from here
                 control.should_save = True
                 control.should_training_stop = True
@@ -236,7 +243,9 @@ def train(run: Path, *, resume: bool = False) -> dict:
     """Train the run's preset into its folder (train.log gets a copy of the output)."""
     run = Path(run)
     log_path = run / "train.log"
-    if not is_main_process() or _stdout_is(log_path):  # a detached job already logs there
+    from workbench.train import distributed  # a worker's output reaches the log through
+    if not is_main_process() or distributed.is_worker() or _stdout_is(log_path):  # its
+        return _train(run, resume=resume)  # supervisor; a detached job already logs there
         return _train(run, resume=resume)
     with open(log_path, "a", encoding="utf-8") as log:
         out, err = sys.stdout, sys.stderr
@@ -257,34 +266,26 @@ def _train(run: Path, *, resume: bool = False) -> dict:
     preset = runs.load_preset(run)
     started = time.monotonic()
     main = is_main_process()
+    from workbench.train import distributed
 
     def log(msg: str) -> None:
-        print(msg, flush=True)
+        if main:  # one copy of each line, not one per process
+            print(msg, flush=True)
 
-    if main:
-        if runs.stop_requested(run):
-            (run / runs.STOP_FILE).unlink()
-        # this process takes the folder over: its own pid, and on a first start the
-        # fields a fresh run begins with (runs.create wrote only preset.yaml)
-        first = {} if "started_at" in runs.read_json(run / "status.json") else {
-            "started_at": runs.now_iso(), "step": 0, "max_steps": None}
-        runs.write_status(run, state="running", phase="loading model", pid=os.getpid(),
-                          error=None, ended_at=None,
-                          resumed_at=runs.now_iso() if resume else None, **first)
-    checkpoint = None
+    if distributed.launch_needed(preset):  # N workers run this again (distributed.py)
+        try:
+            return distributed.supervise(run, preset, resume=resume, log=log, take_over=(
+                lambda **fields: _take_over(run, resume, log, **fields)))
+        except WorkbenchError as exc:
+            return _fail(run, main, str(exc))
+    if main and not distributed.is_worker():
+        _take_over(run, resume, log, world_size=1)
+    elif main:  # rank 0 of a supervised group: the supervisor took the folder over
+        runs.write_status(run, phase="loading model", world_size=distributed.world_size())
+    checkpoint = runs.last_complete_checkpoint(run) if resume else None
     if resume:
-        if main:
-            _set_aside_incomplete_checkpoints(run, log)
-        checkpoint = runs.last_complete_checkpoint(run)
-        if checkpoint is None:
-            log("no complete checkpoint yet: training again from the start")
-            if main:
-                runs.trim_metrics(run, 0)
-        else:
-            step = int(checkpoint.name.split("-")[1])
-            log(f"resuming from {checkpoint.name}")
-            if main:
-                runs.trim_metrics(run, step)
+        log(f"resuming from {checkpoint.name}" if checkpoint else
+            "no complete checkpoint yet: training again from the start")
     try:
         trainer = build_trainer(preset, run, started, log)
         if main:
@@ -293,7 +294,9 @@ def _train(run: Path, *, resume: bool = False) -> dict:
         stopped = runs.stop_requested(run)
         if main:
             runs.write_status(run, phase="saving adapter")
-            trainer.save_model(str(run / "adapter"))
+        # every rank takes part (FSDP / DeepSpeed gather the weights); rank 0 writes
+        trainer.save_model(str(run / "adapter"))
+        if main:
             final = runs.write_status(
                 run, state="stopped" if stopped else "completed", phase="done",
                 step=trainer.state.global_step, ended_at=runs.now_iso(),
@@ -315,7 +318,26 @@ def _train(run: Path, *, resume: bool = False) -> dict:
                                 f"(details in {run / 'train.log'})")
 
 
+def _take_over(run: Path, resume: bool, log, **fields) -> None:
+    """This process takes the folder over: its own pid, on a first start the fields a
+    fresh run begins with (runs.create wrote only preset.yaml), and on a resume the
+    checkpoints and metrics made ready for the last complete checkpoint."""
+    if runs.stop_requested(run):
+        (run / runs.STOP_FILE).unlink()
+    first = {} if "started_at" in runs.read_json(run / "status.json") else {
+        "started_at": runs.now_iso(), "step": 0, "max_steps": None}
+    runs.write_status(run, state="running", phase="loading model", pid=os.getpid(),
+                      error=None, ended_at=None,
+                      resumed_at=runs.now_iso() if resume else None, **first, **fields)
+    if resume:
+        _set_aside_incomplete_checkpoints(run, log)
+        checkpoint = runs.last_complete_checkpoint(run)
+        runs.trim_metrics(run, int(checkpoint.name.split("-")[1]) if checkpoint else 0)
+
+
 def _fail(run: Path, main: bool, message: str, state: str = "failed") -> dict:
+    from workbench.train import distributed
+    distributed.record_error(message)  # for the supervisor, in a worker
     print(f"error: {message}", flush=True)
     if not main:
         return {"state": state, "error": message}
@@ -362,17 +384,30 @@ def build_trainer(preset: Preset, run: Path, started: float, log):
     train_ds, eval_ds, info = build_datasets(preset)
     log(f"data: {info['format']} format, {info['rows']} rows ({info['dropped']} dropped), "
         f"{info['train_examples']} train / {info['eval_examples']} eval examples")
+    if info["mix_summary"]:
+        log(f"data.mix: {info['mix_summary']}")
     tokenizer = models.load_tokenizer(preset.model.name_or_path,
                                       trust_remote_code=preset.model.trust_remote_code)
     log(f"loading {preset.model.name_or_path} ({preset.quantization.mode}) on "
         f"{'cuda' if cuda else 'cpu'}")
-    model = models.load_model(preset.model, preset.quantization)
+    from workbench.train import distributed
+    quant = preset.quantization
+    storage = distributed.quant_storage(preset, choice.dtype)
+    if storage:  # FSDP shards flat parameters of one dtype: the 4-bit weights too
+        quant = {**dataclasses.asdict(quant), "quant_storage": storage}
+        log(f"FSDP with a 4-bit base: bnb_4bit_quant_storage={storage}, so FSDP can shard "
+            "the quantised layers (FSDP-QLoRA)")
+    model = models.load_model(preset.model, quant)
     keep_4bit_trainable(model)
     args = sft_config(preset, run / "checkpoints", has_eval=eval_ds is not None, cuda=cuda,
                       text_only="text" in train_ds.column_names, compute_dtype=choice.dtype)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tokenizer, peft_config=lora_config(preset),
                          callbacks=[make_callback(run, started)])
+    from workbench.train import samples  # the watch prompts' answers at each eval step
+    timeline = samples.make_callback(preset, run, trainer.processing_class, eval_ds, log)
+    if timeline is not None:
+        trainer.add_callback(timeline)
     # counted from shapes: PEFT's count on a 4-bit base sees packed weights (2 per byte)
     from workbench.train import lora
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
