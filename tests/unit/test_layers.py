@@ -31,7 +31,7 @@ MAX_LINES = 400
 # matching prefix decides a module's layer.
 LAYERS = [
     ["workbench.errors", "workbench.paths", "workbench.fsio", "workbench.units",
-     "workbench.hardware"],
+     "workbench.hardware", "workbench.votes"],
     ["workbench.config", "workbench.presets"],
     ["workbench.quant", "workbench.models", "workbench.runs"],
     ["workbench.data"],
@@ -39,6 +39,7 @@ LAYERS = [
     # quant.compare sits with training, above data, although it lives in quant/
     ["workbench.train", "workbench.quant.compare"],
     ["workbench.export", "workbench.chat", "workbench.evaluate"],
+    ["workbench.promptset"],  # shapes evaluate() answers for the Chat tab
     ["workbench.cli", "workbench.ui"],
 ]
 # the top layer's two halves do not import each other, with one exception: the `ui`

@@ -30,7 +30,8 @@ __all__ = ["main", "build_parser"]
 
 # The command table: the modules of this package that add subcommands through
 # register(subparsers), in the order `--help` lists them (train ... runs come first, below).
-COMMAND_MODULES = ["ui", "data", "memory", "dryrun", "quant", "export", "adapter", "eval"]
+COMMAND_MODULES = ["ui", "data", "memory", "dryrun", "quant", "export", "adapter", "eval",
+                   "votes", "bundle"]
 
 
 def _print_json(obj) -> None:
