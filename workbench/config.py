@@ -194,11 +194,11 @@ class TrainCfg:
     eval_steps: int = _f(20, "Score the held-out rows (eval loss) every N steps, to spot "
                          "memorising; each check takes time. Typical: 10–100.",
                          label="Eval steps", min=1, max=100000, step=1)
-    watch_prompts: list | None = _f(
+    watch_prompts: list = _f(
         None, "Questions the model answers at each eval step while it trains (short, "
-        "greedy answers, kept in the run's samples.jsonl), to see when its answers change. "
-        "Empty: the first 3 held-out questions of the data; [] in YAML: none.",
-        label="Watch prompts", nullable=True)
+        "greedy answers, kept in the run's samples.jsonl), to see when its answers change, "
+        "e.g. [Who are you?, What is the capital of France?]. Empty = the first 3 "
+        "held-out questions of the data.", label="Watch prompts", factory=list)
     save_steps: int = _f(50, "Save a checkpoint every N steps, so a stopped run can resume "
                          "(the last 3 are kept). Typical: 50–500.", label="Save steps",
                          min=1, max=100000, step=1)

@@ -5,6 +5,7 @@
         status.json      state (running | completed | failed | stopped), pid, phase, step,
                          max_steps, started_at, updated_at, ended_at, error
         metrics.jsonl    one JSON object per log (loss or eval_loss, learning_rate, ...)
+        samples.jsonl    the watch prompts' answers at each eval step (train/samples.py)
         checkpoints/     Trainer checkpoints (checkpoint-N/)
         adapter/         the final PEFT adapter (adapter_config.json + adapter_model.safetensors)
         train.log        what the process printed
@@ -12,8 +13,9 @@
 
 Who writes what (this module is the one writer API, so the rules live in one place):
 - `create` makes the folder and its preset.yaml: the CLI's `train PRESET` and `jobs.start`;
-- `write_status`, `append_metrics`, `trim_metrics`, checkpoints/ and adapter/: only the
-  training process (workbench.train), which records its own pid in status.json;
+- `write_status`, `append_metrics`, `append_sample`, `trim_metrics`, checkpoints/ and
+  adapter/: only the training process (workbench.train, rank 0), which records its own
+  pid in status.json;
 - `request_stop` writes STOP: `jobs.stop`, from any process;
 - train.log is the training process's output (jobs.spawn points it there);
 - merged/ and export/ are derived artefacts with their own reports (export/);
@@ -48,6 +50,7 @@ from workbench.errors import RunError, path_text, shown
 
 STATES = ("running", "completed", "failed", "stopped")
 STOP_FILE = "STOP"
+SAMPLES_FILE = "samples.jsonl"
 # how long a started job may take to write its first status.json (Python start-up and the
 # CLI's imports: about a second, much longer only on a machine under heavy load)
 STARTING_GRACE_S = 120.0
@@ -265,11 +268,22 @@ def append_metrics(run: Path, record: dict) -> None:
         fh.write(json.dumps(record) + "\n")
 
 
-def trim_metrics(run: Path, upto_step: int) -> None:
+def trim_metrics(run: Path, upto_step: int, name: str = "metrics.jsonl") -> None:
     """Drop the records after `upto_step` (a resume redoes those steps), atomically."""
-    kept = [m for m in metrics(run) if m.get("step", 0) <= upto_step]
-    fsio.atomic_write(Path(run) / "metrics.jsonl",
-                      "".join(json.dumps(m) + "\n" for m in kept))
+    kept = [m for m in _read_metrics(Path(run) / name) if m.get("step", 0) <= upto_step]
+    fsio.atomic_write(Path(run) / name, "".join(json.dumps(m) + "\n" for m in kept))
+
+
+def samples(run: str | os.PathLike) -> list[dict]:
+    """samples.jsonl: the watch prompts' answers at each eval step (train/samples.py),
+    {step, prompt, answer, time} per line; a half-written last line is skipped."""
+    return list(_cached(Path(run) / SAMPLES_FILE, "samples", _read_metrics))
+
+
+def append_sample(run: Path, record: dict) -> None:
+    """One line, flushed when the file closes: a run that fails keeps what it wrote."""
+    with open(Path(run) / SAMPLES_FILE, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def clean_stale_temps() -> int:
