@@ -78,12 +78,14 @@ def load_model(model_cfg, quant_cfg, *, quantize: bool = True, dtype=None):
         try:
             model = AutoModelForCausalLM.from_pretrained(
                 path, quantization_config=quant, dtype=dt, use_safetensors=True,
-                device_map={"": 0} if dev == "cuda" else "cpu", trust_remote_code=trust)
+                # one GPU per process under torchrun / accelerate (LOCAL_RANK)
+                device_map={"": int(os.environ.get("LOCAL_RANK", "0"))} if dev == "cuda"
+                else "cpu", trust_remote_code=trust)
         except Exception as exc:
             raise ModelError(f"model {name!r}: cannot load from {path}"
                              f"{' with ' + get_field(quant_cfg, 'mode') if quant else ''}: "
                              f"{type(exc).__name__}: {exc}") from exc
-        if qdir is not None:
+        if qdir is not None and os.environ.get("LOCAL_RANK", "0") == "0":  # one writer
             _save_quantized(model, qdir, path)
     # name the real source, not the quantised cache (PEFT records it in adapter_config.json)
     model.name_or_path = model.config._name_or_path = str(path)

@@ -62,8 +62,15 @@ def bnb_config(quant_cfg):
         return BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type=mode,
             bnb_4bit_use_double_quant=bool(get_field(quant_cfg, "double_quant", True)),
-            bnb_4bit_compute_dtype=compute)
+            bnb_4bit_compute_dtype=compute, **_storage(quant_cfg))
     raise PresetError(f"quantization.mode: {mode!r} is not one of none, int8, nf4, fp4")
+
+
+def _storage(quant_cfg) -> dict:
+    """A "quant_storage" dtype (a dict key, set only for FSDP-QLoRA by train.distributed):
+    4-bit weights stored in that dtype so FSDP can shard them; else uint8, the default."""
+    storage = get_field(quant_cfg, "quant_storage", None)
+    return {"bnb_4bit_quant_storage": torch_dtype(storage)} if storage else {}
 
 
 # -- storage: bits per weight of each variant ----------------------------------------

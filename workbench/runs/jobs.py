@@ -209,6 +209,32 @@ def _spawn(kind, argv, *, log, result, detached, env, run, held) -> Job:
     return job
 
 
+def run_group(cmd: list[str], *, env: dict, echo) -> int:
+    """Run a launcher (torchrun, accelerate launch) and its worker processes to the end,
+    from a training process (train.distributed.supervise): its output, as it comes, goes
+    to `echo(text)` (so it reaches train.log from a terminal too); returns its exit code.
+    It stays in this process's group, so stopping the job (Job.stop) reaches it, and the
+    launcher ends its workers."""
+    proc = subprocess.Popen(cmd, cwd=paths.PROJECT_ROOT, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=child_env(**env))
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    try:
+        while chunk := proc.stdout.read1(65536):
+            echo(decoder.decode(chunk))
+        return proc.wait()
+    except BaseException:  # Ctrl-C or a signal here: the launcher ends its workers
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+    finally:
+        proc.stdout.close()
+
+
 def stop_attached(grace: float = 2.0) -> None:
     """End every child this process started that is not detached (a merge, an export, a
     measurement the page waits for), at once: SIGTERM, SIGKILL after `grace` seconds. The
@@ -340,3 +366,12 @@ def write_result(path: str | os.PathLike | None, data: dict) -> None:
     """A child's side of the contract: its result as JSON in the file spawn named."""
     if path:
         fsio.atomic_write(path, json.dumps(data, indent=1, ensure_ascii=False, default=str))
+
+
+def run_program(argv: list[str], *, cwd: str | os.PathLike, env: dict, stdout=None) -> int:
+    """Run a program that is not a launch.py command (a reproducibility bundle's own
+    train.py, with an environment where workbench is not importable) in the foreground and
+    wait for it; its output goes to `stdout` (default: this console). Returns its exit code.
+    The caller holds whatever lock the work needs (bundle --check holds the heavy lock)."""
+    return subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=stdout,
+                          stderr=subprocess.STDOUT if stdout is not None else None).returncode

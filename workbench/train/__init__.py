@@ -28,7 +28,7 @@ from workbench.errors import WorkbenchError
 __all__ = ["BNB_OPTIMIZERS", "is_main_process", "effective_optimizer", "oom_advice",
            "build_datasets", "lora_config", "sft_config", "make_callback",
            "train", "keep_4bit_trainable", "build_trainer", "lora", "memory", "preview",
-           "dryrun", "measure", "distributed"]
+           "dryrun", "measure", "distributed", "folder"]
 
 
 BNB_OPTIMIZERS = ("paged_adamw_32bit", "paged_adamw_8bit", "adamw_8bit")
@@ -201,55 +201,18 @@ def make_callback(run: Path, started: float):
 
 # -- the entry point ------------------------------------------------------------------
 
-def _set_aside_incomplete_checkpoints(run: Path, log) -> None:
-    for step, folder, complete in runs.checkpoints(run):
-        if not complete:
-            target = folder.with_name(folder.name + f".incomplete-{int(time.time())}")
-            folder.rename(target)
-            log(f"checkpoint {folder.name} is incomplete; set aside as {target.name}")
-
-
-class _Tee:
-    """Writes to the console and to train.log, for runs started from a terminal."""
-
-    def __init__(self, stream, log):
-        self.stream, self.log = stream, log
-
-    def write(self, text):
-        self.stream.write(text)
-        self.log.write(text)
-        return len(text)
-
-    def flush(self):
-        self.stream.flush()
-        self.log.flush()
-
-    def isatty(self):
-        return self.stream.isatty()
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-
-
-def _stdout_is(path: Path) -> bool:
-    try:
-        a, b = os.fstat(sys.stdout.fileno()), os.stat(path)
-        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def train(run: Path, *, resume: bool = False) -> dict:
     """Train the run's preset into its folder (train.log gets a copy of the output)."""
     run = Path(run)
     log_path = run / "train.log"
-    from workbench.train import distributed  # a worker's output reaches the log through
-    if not is_main_process() or distributed.is_worker() or _stdout_is(log_path):  # its
-        return _train(run, resume=resume)  # supervisor; a detached job already logs there
+    from workbench.train import distributed, folder
+    # a worker's output reaches train.log through its supervisor; a detached job's stdout
+    # is train.log already
+    if not is_main_process() or distributed.is_worker() or folder.stdout_is(log_path):
         return _train(run, resume=resume)
     with open(log_path, "a", encoding="utf-8") as log:
         out, err = sys.stdout, sys.stderr
-        sys.stdout, sys.stderr = _Tee(out, log), _Tee(err, log)
+        sys.stdout, sys.stderr = folder.Tee(out, log), folder.Tee(err, log)
         try:
             return _train(run, resume=resume)
         finally:
@@ -266,7 +229,7 @@ def _train(run: Path, *, resume: bool = False) -> dict:
     preset = runs.load_preset(run)
     started = time.monotonic()
     main = is_main_process()
-    from workbench.train import distributed
+    from workbench.train import distributed, folder
 
     def log(msg: str) -> None:
         if main:  # one copy of each line, not one per process
@@ -275,11 +238,11 @@ def _train(run: Path, *, resume: bool = False) -> dict:
     if distributed.launch_needed(preset):  # N workers run this again (distributed.py)
         try:
             return distributed.supervise(run, preset, resume=resume, log=log, take_over=(
-                lambda **fields: _take_over(run, resume, log, **fields)))
+                lambda **fields: folder.take_over(run, resume, log, **fields)))
         except WorkbenchError as exc:
             return _fail(run, main, str(exc))
     if main and not distributed.is_worker():
-        _take_over(run, resume, log, world_size=1)
+        folder.take_over(run, resume, log, world_size=1)
     elif main:  # rank 0 of a supervised group: the supervisor took the folder over
         runs.write_status(run, phase="loading model", world_size=distributed.world_size())
     checkpoint = runs.last_complete_checkpoint(run) if resume else None
@@ -316,23 +279,6 @@ def _train(run: Path, *, resume: bool = False) -> dict:
         first = (str(exc).strip().splitlines() or [""])[0][:400]
         return _fail(run, main, f"training failed: {type(exc).__name__}: {first} "
                                 f"(details in {run / 'train.log'})")
-
-
-def _take_over(run: Path, resume: bool, log, **fields) -> None:
-    """This process takes the folder over: its own pid, on a first start the fields a
-    fresh run begins with (runs.create wrote only preset.yaml), and on a resume the
-    checkpoints and metrics made ready for the last complete checkpoint."""
-    if runs.stop_requested(run):
-        (run / runs.STOP_FILE).unlink()
-    first = {} if "started_at" in runs.read_json(run / "status.json") else {
-        "started_at": runs.now_iso(), "step": 0, "max_steps": None}
-    runs.write_status(run, state="running", phase="loading model", pid=os.getpid(),
-                      error=None, ended_at=None,
-                      resumed_at=runs.now_iso() if resume else None, **first, **fields)
-    if resume:
-        _set_aside_incomplete_checkpoints(run, log)
-        checkpoint = runs.last_complete_checkpoint(run)
-        runs.trim_metrics(run, int(checkpoint.name.split("-")[1]) if checkpoint else 0)
 
 
 def _fail(run: Path, main: bool, message: str, state: str = "failed") -> dict:

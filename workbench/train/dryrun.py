@@ -7,6 +7,8 @@ seconds per step, tokens per second, peak memory (RSS growth over the process ba
 on a CPU, `torch.cuda.max_memory_allocated` on a GPU) and the ETA for the whole run, next
 to the memory estimate. It runs the same training code as a real run, in a scratch
 folder under WORKBENCH_HOME/tmp/ that is deleted afterwards, so it never shows up as a run.
+It always runs one process: with `distributed.processes` N, its figures are those of each
+of the N processes (`world_size`, `per_process`), and the whole run counts N batches a step.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def full_run_steps(preset: Preset, n_train: int) -> int:
     t = preset.train
     if t.max_steps > 0:
         return t.max_steps
-    batches = math.ceil(n_train / t.batch_size)
+    # each step of N processes (distributed.processes) reads N batches
+    batches = math.ceil(n_train / (t.batch_size * preset.distributed.processes))
     per_epoch = max(batches // t.grad_accum, 1)
     return math.ceil(t.epochs * per_epoch)
 
@@ -141,6 +144,8 @@ def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
         "device": "cuda" if cuda else "cpu", "full_run_steps": total,
         "eta_seconds": round(per_step * total + load_s, 1), "train_examples": n_train,
         "padded_length": max(lengths) if lengths else None,
+        # measured in this one process: per-process figures of a run with world_size
+        "world_size": preset.distributed.processes, "per_process": True,
     }
     result["estimate"] = _estimate(preset, result["padded_length"], result["device"])
     return result

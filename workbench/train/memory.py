@@ -279,7 +279,7 @@ def estimate_for_preset(preset, shape=None, method: str | None = None, *,
     q, t = preset.quantization, preset.train
     mode_method = METHOD_OF_MODE[q.mode]
     method = method or mode_method
-    return estimate(shape, method, r=preset.lora.r, alpha=preset.lora.alpha,
+    est = estimate(shape, method, r=preset.lora.r, alpha=preset.lora.alpha,
                     targets=preset.lora.target_modules, dropout=preset.lora.dropout,
                     batch_size=t.batch_size,
                     seq_len=t.max_length if seq_len is None else int(seq_len),
@@ -287,6 +287,22 @@ def estimate_for_preset(preset, shape=None, method: str | None = None, *,
                     quant_type=q.mode if q.mode in ("nf4", "fp4") else "nf4",
                     double_quant=q.double_quant, compute_dtype=q.compute_dtype,
                     device=device or ("cuda" if _cuda() else "cpu"))
+    return per_process(est, preset.distributed.processes)
+
+
+def per_process(est: Estimate, processes: int) -> Estimate:
+    """The figures are per process; with several (distributed.processes), say what that
+    means for the machine: DDP keeps a whole copy in each."""
+    est.settings["world_size"] = processes
+    if processes > 1:
+        gib = est.total_bytes / 2 ** 30
+        est.notes.append(
+            (f"per GPU: {processes} processes (DDP), one per GPU, each need this much"
+             if est.settings["device"] == "cuda" else
+             f"per process: {processes} processes (DDP) each need this much; on one CPU "
+             f"they add up to about {processes} × {gib:.2f} = {processes * gib:.2f} GiB of RAM")
+            + "; FSDP / DeepSpeed ZeRO-3 shard the weights and need less")
+    return est
 
 
 def device_memory() -> tuple[str, int, int]:
