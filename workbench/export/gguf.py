@@ -311,6 +311,9 @@ def export(source, *, types=TYPES, out_dir=None, name=None, system_prompt=None,
     if not types or set(types) - set(TYPES):
         raise ExportError(f"types {types}: choose from {', '.join(TYPES)}")
     merged, run = resolve_source(source, progress)
+    if run is not None:  # the model card, with the run's latest eval results (export.card)
+        from workbench.export import card
+        card.write(run, merged)
     hp = hparams(merged)
     if "q8_0" in types:
         _check_q8_0(hp)

@@ -91,6 +91,8 @@ def merge(run_ref, *, dtype: str = "float32", progress=None) -> dict:
         report["seconds"] = round(time.monotonic() - t0, 1)
         report["path"] = str(out)
         fsio.atomic_write(tmp / "merge_report.json", json.dumps(report, indent=1))
+        from workbench.export import card  # the Hugging Face model card, README.md
+        card.write(run, tmp, report)
         fsio.fsync_tree(tmp)  # every file on disk before the rename makes it the model
         if out.exists():
             old = out.with_name(fsio.temp_name("merged-old"))
