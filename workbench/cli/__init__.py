@@ -7,7 +7,7 @@
     python launch.py eval RUN [RUN ...] [--prompts FILE] [--json]
     python launch.py data inspect FILE [--json]
     python launch.py presets list | show NAME | validate PATH
-    python launch.py runs list [--json]
+    python launch.py runs list [--json] | runs show RUN [--json]
 
 A user error (bad preset, missing file, wrong run state) prints one `error: ...` line on
 stderr and exits 2, without a traceback. Heavy libraries load only in the commands that
@@ -139,6 +139,8 @@ def cmd_presets(args) -> int:
 
 def cmd_runs(args) -> int:
     from workbench import runs
+    if args.action == "show":
+        return _show_run(args)
     rows = runs.list_runs()
     if args.json:
         _print_json(rows)
@@ -149,6 +151,30 @@ def cmd_runs(args) -> int:
         steps = f"{r['step']}/{r['max_steps'] or '?'}"
         extra = f"  {r['error']}" if r["state"] == "failed" and r.get("error") else ""
         print(f"{r['name']:<40} {r['state']:<10} step {steps:<10}{extra}")
+    return 0
+
+
+def _show_run(args) -> int:
+    """One run: its state, and the watch prompts' answers at each eval step (samples.jsonl)."""
+    from workbench import runs
+    if not args.target:
+        raise WorkbenchError("runs show: give a RUN (a name from `launch.py runs`)")
+    run = runs.find(args.target)
+    st, samples = runs.status(run), runs.samples(run)
+    if args.json:
+        _print_json({"run": run.name, "status": st, "samples": samples})
+        return 0
+    print(f"{run.name}: {st.get('state')}, step {st.get('step')}/{st.get('max_steps') or '?'}"
+          + (f"\nerror: {st['error']}" if st.get("error") else ""))
+    if not samples:
+        print("no samples yet: the watch prompts (train.watch_prompts) are answered at "
+              "each eval step (train.eval_steps)")
+    step = None
+    for s in samples:
+        if s.get("step") != step:
+            step = s.get("step")
+            print(f"\n--- step {step} ---")
+        print(f"Q: {s.get('prompt')}\nA: {s.get('answer')}")
     return 0
 
 
@@ -196,8 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", nargs="?")
     p.set_defaults(func=cmd_presets)
 
-    p = sub.add_parser("runs", help="list runs")
-    p.add_argument("action", choices=["list"], nargs="?", default="list")
+    p = sub.add_parser("runs", help="list runs, or show one with its answers during training")
+    p.add_argument("action", choices=["list", "show"], nargs="?", default="list")
+    p.add_argument("target", nargs="?", metavar="RUN", help="the run to show")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)
 
