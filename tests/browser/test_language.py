@@ -22,9 +22,10 @@ pytestmark = pytest.mark.browser
 SHOTS = ui.ROOT / "test-artifacts" / "language"
 TABS = ["dataset", "quantization", "lora", "training", "merge", "chat"]
 # each chart: its title (a t() label) and its axis titles (m() markers in the SVG)
-CHARTS = {"train-plot-loss": ("series.loss", "train.loss_plot"),
-          "train-plot-eval-loss": ("series.eval_loss", "series.eval_loss"),
-          "train-plot-learning-rate": ("train.lr_plot", "train.lr_plot")}
+# chart: (title, y axis title, legend entries)
+CHARTS = {"train-plot-loss": ("train.loss_plot", "train.loss_plot",
+                              ("series.loss", "series.eval_loss")),
+          "train-plot-learning-rate": ("train.lr_plot", "train.lr_plot", ())}
 
 
 @pytest.fixture
@@ -72,16 +73,18 @@ def assert_tab_names(page, lang: str) -> None:
 
 
 def assert_charts(page, lang: str) -> None:
-    """The three charts' titles and axis titles in `lang` (the charts have drawn lines)."""
-    for elem_id, (title, axis) in CHARTS.items():
+    """The charts' titles, axis titles and legends in `lang` (the charts have drawn
+    lines)."""
+    for elem_id, (title, axis, legend) in CHARTS.items():
         page.wait_for_function(
             f"document.querySelectorAll('#{elem_id} .mark-line path').length > 0")
         assert page.locator(f"#{elem_id} [data-testid=block-info]").inner_text().strip() \
             == text(title, lang)
-        want = [text("train.step", lang), text(axis, lang)]
+        want = [text("train.step", lang), text(axis, lang), *(text(k, lang) for k in legend)]
         page.wait_for_function(
             "([id, want]) => { const shown = [...document.querySelectorAll("
-            "`#${id} .role-axis-title text`)].map(t => t.textContent);"
+            "`#${id} .role-axis-title text, #${id} .role-legend-label text`)]"
+            ".map(t => t.textContent);"
             " return want.every(w => shown.includes(w)); }", arg=[elem_id, want],
             timeout=10_000)
         svg = page.locator(f"#{elem_id} svg").first.text_content()

@@ -238,8 +238,9 @@ def click_through(app, page):
     progress = text_of(page, "train-progress")
     assert "completed" in progress, progress
     assert f"Step {TRAIN_STEPS} / {TRAIN_STEPS}" in progress
-    page.wait_for_function(  # eval loss at steps 2 and 4: a line of its own
-        "document.querySelectorAll('#train-plot-eval-loss .mark-line path').length > 0")
+    page.wait_for_function(  # eval loss at steps 2 and 4: a second line on the loss chart
+        "[...document.querySelectorAll('#train-plot-loss .mark-line path')]"
+        ".filter(p => (p.getAttribute('d') || '').length > 0).length > 1")
     shot(page, "4-training-done")
 
     # 4. merge, verified

@@ -118,3 +118,18 @@ def test_request_language_prefers_the_switch_cookie():
     assert i18n.request_lang(Req({"workbench-lang": "en"}, accept="zh-CN")) == "en"
     assert i18n.request_lang(Req({"workbench-lang": "zh"}, accept="en-US")) == "zh"
     assert i18n.request_lang(Req({"workbench-lang": "fr"}, accept="en-US")) == "en"
+
+
+def test_builtin_preset_descriptions_follow_the_page_language():
+    """A built-in preset's description is shown in the page's language (its English is the
+    preset file's own comment); a user preset's comment is shown as written."""
+    from workbench import presets
+    from workbench.config import Preset
+    from workbench.ui import app
+    notice = app.preset_notice("cpu-demo", i18n.m("preset.loaded"))
+    about = next(p["description"] for p in presets.list_presets() if p["name"] == "cpu-demo")
+    assert about in i18n.render(notice, "en")
+    zh = i18n.render(notice, "zh")
+    assert about not in zh and "SmolLM2-135M" in zh and "身份" in zh
+    presets.save("mine", Preset())
+    assert "⟦" not in app.preset_notice("mine", "Loaded")

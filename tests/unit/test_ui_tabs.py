@@ -209,11 +209,13 @@ def test_view_shows_progress_plots_log_and_runs():
     run = make_run(name="live-20250101-120000", state="running", step=5, max_steps=20,
                    pid=os.getpid())
     out = training.view(None, None)
-    (progress, loss, evals, lr, log, table, run_dd, start, stop, resume, note, to_chat,
+    (progress, loss, lr, log, table, run_dd, start, stop, resume, note, to_chat,
      load_settings, start_here, shown) = out
     text = rendered(progress)
     assert "live-20250101-120000" in text and "Step 5 / 20" in text and "running" in text
-    assert list(loss["loss"]) == [2.0, 1.5] and list(evals["eval_loss"]) == [1.7]
+    # training and eval loss on one chart, one series each, on the same step axis
+    by_series = {render(k): list(g["value"]) for k, g in loss.groupby("series")}
+    assert by_series == {"Training loss": [2.0, 1.5], "Eval loss": [1.7]}
     assert len(lr) == 2
     assert "step 10 done" in log and "\x1b" not in log
     assert "old-20240101-120000" in table and "failed" in rendered(table)
@@ -225,10 +227,10 @@ def test_view_shows_progress_plots_log_and_runs():
     assert "Step 5 / 20" in rendered(start_here)  # the strip follows the running run
     # the next poll with nothing new skips the plots (no flicker)
     again = training.view(run.name, shown)
-    assert all(isinstance(again[i], type(gr.skip())) for i in (1, 2, 3, 4, 13))
+    assert all(isinstance(again[i], type(gr.skip())) for i in (1, 2, 3, 12))
     # a finished run selected while another trains: Stop is off (it would stop the other)
     out = training.view("old-20240101-120000", None)
-    assert out[8]["interactive"] is False and "train.note.select" in out[10]
+    assert out[7]["interactive"] is False and "train.note.select" in out[9]
     with pytest.raises(Exception, match="train.note.select"):
         training.stop_run("old-20240101-120000")
 
@@ -236,7 +238,7 @@ def test_view_shows_progress_plots_log_and_runs():
 def test_finished_run_offers_chat_and_its_settings():
     make_run(name="done-20250101-120000")
     out = training.view(None, None)
-    start, stop, note, to_chat, load_settings = out[7], out[8], out[10], out[11], out[12]
+    start, stop, note, to_chat, load_settings = out[6], out[7], out[9], out[10], out[11]
     assert start["interactive"] is True and stop["interactive"] is False
     assert to_chat["visible"] is True and load_settings["visible"] is True
     assert "train.note.finished" in note
@@ -268,7 +270,7 @@ def test_view_survives_a_broken_runs_folder(monkeypatch):
 def test_dead_process_is_shown_as_failed_and_resumable():
     make_run(name="dead-20250101-120000", state="running", pid=2**22 + 12345)
     out = training.view("dead-20250101-120000", None)
-    progress, resume, note = out[0], out[9], out[10]
+    progress, resume, note = out[0], out[8], out[9]
     assert "failed" in rendered(progress) and resume["interactive"] is True
     assert "train.note.resume" in note
 

@@ -21,7 +21,7 @@ import gradio as gr
 
 from workbench import presets
 from workbench.config import Preset
-from workbench.ui import guide, shared, widgets
+from workbench.ui import guide, preset_about, shared, widgets
 from workbench.ui.i18n import field_keys, language_switch_html, m, t, text
 from workbench.ui.tabs import chat, dataset, lora, merge, quantization, training
 
@@ -227,8 +227,12 @@ def load_preset(name):
 
 def preset_notice(name: str, what: str) -> str:
     """'Loaded: **cpu-demo** — what the preset is for' (its description)."""
-    about = next((p["description"] for p in presets.list_presets() if p["name"] == name), "")
-    return f"{what}: **{html.escape(name)}**" + (f" — {html.escape(about)}" if about else "")
+    info = next((p for p in presets.list_presets() if p["name"] == name), None)
+    if info is None or not info["description"]:
+        return f"{what}: **{html.escape(name)}**"
+    about = (m(preset_about.key(name)) if info["kind"] == "builtin"  # both languages
+             else html.escape(info["description"]))
+    return f"{what}: **{html.escape(name)}** — {about}"
 
 
 def save_preset(new_name, selected, *values):

@@ -575,6 +575,8 @@ def table() -> dict[str, dict[str, str]]:
         if key in out:
             raise ValueError(f"i18n key {key!r} is both a field and a message")
         out[key] = dict(langs)
+    from workbench.ui import preset_about  # what each built-in preset is for
+    out.update(preset_about.entries())
     return out
 
 

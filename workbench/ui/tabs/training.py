@@ -49,8 +49,7 @@ class TrainingTab:
     run: gr.Dropdown
     notice: gr.Markdown
     progress: gr.HTML
-    loss_plot: gr.LinePlot
-    eval_plot: gr.LinePlot
+    loss_plot: gr.LinePlot  # training and eval loss, one chart, one step axis
     lr_plot: gr.LinePlot
     log: gr.Textbox
     runs_table: gr.Markdown
@@ -65,7 +64,7 @@ class TrainingTab:
 
     @property
     def view_outputs(self) -> list:
-        return [self.progress, self.loss_plot, self.eval_plot, self.lr_plot, self.log,
+        return [self.progress, self.loss_plot, self.lr_plot, self.log,
                 self.runs_table, self.run, self.start, self.stop, self.resume,
                 self.action_note, self.to_chat, self.load_settings, self.start_here,
                 self.shown]
@@ -91,20 +90,20 @@ def build(ctx) -> TrainingTab:
     dry_result = gr.Markdown(elem_id="train-dry-result")
     progress = gr.HTML(elem_id="train-progress")
     with gr.Row(equal_height=True):
-        # one series per plot and None (not an empty frame) until there are points:
-        # Gradio 6.31 never draws a colour series that was not in a plot's first data
-        plots = {}
-        # axis titles are m() markers: Gradio translates a plot's label, not its axes;
-        # the page script translates the markers in the chart's SVG text
-        for key, label, axis, fmt in (("loss", "series.loss", "train.loss_plot", None),
-                                      ("eval_loss", "series.eval_loss", "series.eval_loss",
-                                       None),
-                                      ("learning_rate", "train.lr_plot", "train.lr_plot",
-                                       ".1e")):
-            plots[key] = gr.LinePlot(None, x="step", y=key, label=t(label),
-                                     x_title=m("train.step"), y_title=m(axis),
-                                     y_axis_format=fmt,
-                                     height=240, elem_id=f"train-plot-{key.replace('_', '-')}")
+        # None (not an empty frame) until there are points. Axis titles and series names
+        # are m() markers: Gradio translates a plot's label, not its axes or legend; the
+        # page script translates the markers in the chart's SVG text
+        plots = {
+            "loss": gr.LinePlot(None, x="step", y="value", color="series",
+                                color_map=LOSS_COLORS, color_title=" ",
+                                label=t("train.loss_plot"), x_title=m("train.step"),
+                                y_title=m("train.loss_plot"), height=240, scale=3,
+                                elem_id="train-plot-loss"),
+            "learning_rate": gr.LinePlot(None, x="step", y="learning_rate",
+                                         label=t("train.lr_plot"), x_title=m("train.step"),
+                                         y_title=m("train.lr_plot"), y_axis_format=".1e",
+                                         height=240, scale=2,
+                                         elem_id="train-plot-learning-rate")}
     log = gr.Textbox(label=t("train.log"), lines=8, max_lines=LOG_LINES + 10,
                      interactive=False, autoscroll=True, elem_id="train-log",
                      elem_classes=["wb-log"])
@@ -121,7 +120,7 @@ def build(ctx) -> TrainingTab:
     timer = gr.Timer(POLL_SECONDS, active=False)
     shown = gr.State(None)
     tab = TrainingTab(settings, run_name, start, stop, resume, run, notice, progress,
-                      plots["loss"], plots["eval_loss"], plots["learning_rate"], log,
+                      plots["loss"], plots["learning_rate"], log,
                       runs_table, timer, shown, dry, dry_result, action_note, to_chat,
                       load_settings, ctx.start_here)
 
@@ -231,7 +230,7 @@ def view(selected, shown):
     except Exception as exc:  # noqa: BLE001 - shown in the page, polling goes on
         widgets.log.error("reading the run folder failed", exc_info=True)
         return [f"<div class='wb-progress wb-error'>⚠ {widgets.error_text(exc)}</div>",
-                *[gr.skip()] * 13, None]
+                *[gr.skip()] * 12, None]
 
 
 def _view(selected, shown):
@@ -267,8 +266,8 @@ def _view(selected, shown):
     def changed(part):
         return shown.get(part) != keys[part]
     out = [progress if changed("progress") else gr.skip(),
-           *[series_frame(records, key) if changed("plots") else gr.skip()
-             for key in ("loss", "eval_loss", "learning_rate")],
+           *([loss_frame(records), series_frame(records, "learning_rate")]
+             if changed("plots") else [gr.skip(), gr.skip()]),
            log_text if changed("log") else gr.skip(),
            runs_markdown(all_runs) if changed("list") else gr.skip(),
            gr.update(choices=names, value=selected) if changed("run") else gr.skip()]
@@ -284,6 +283,25 @@ def _view(selected, shown):
         out += [gr.skip()] * 6
     out.append(keys["guide"] if changed("guide") else gr.skip())
     return out + [keys]
+
+
+LOSS_SERIES = {"loss": m("series.loss"), "eval_loss": m("series.eval_loss")}
+LOSS_COLORS = {LOSS_SERIES["loss"]: "#2563eb", LOSS_SERIES["eval_loss"]: "#f97316"}
+
+
+def loss_frame(records: list[dict]) -> pd.DataFrame | None:
+    """Training and eval loss as (step, value, series) rows for one chart. Each series has
+    a row from the first frame on (an empty value until its first point): Gradio 6.31
+    never draws a colour series that was not in a plot's first data."""
+    rows = [{"step": r["step"], "value": r[key], "series": name}
+            for key, name in LOSS_SERIES.items() for r in records
+            if isinstance(r.get(key), (int, float)) and "step" in r]
+    if not rows:
+        return None
+    for name in LOSS_SERIES.values():
+        if not any(row["series"] == name for row in rows):
+            rows.append({"step": rows[0]["step"], "value": None, "series": name})
+    return pd.DataFrame(rows)
 
 
 def series_frame(records: list[dict], key: str) -> pd.DataFrame | None:
