@@ -135,3 +135,21 @@ def test_launch_settings_are_safe():
     assert kw["share"] is False and kw["allowed_paths"] == []
     assert kw["max_file_size"] and kw["enable_monitoring"] is False
     assert kw["server_name"] == "127.0.0.1"
+
+
+def test_choosing_another_merge_run_clears_the_previous_runs_verdict_at_once(demo):
+    # issue 14: the previous run's verdict lingered while the new run's was computed
+    by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    run = by_id["merge-run"]
+    config = demo.get_config_file()
+    cleared = set()
+    for dep in config["dependencies"]:
+        if [run._id, "input"] in [list(x) for x in dep["targets"]]:
+            fn = demo.fns[dep["id"]].fn
+            if not dep["inputs"]:  # the immediate clear: no input, no wait for the disk
+                values = fn()
+                cleared |= {o for o, v in zip(dep["outputs"], values) if v in (None, "")
+                            or "spec.reading" in str(v)}
+    ids = {by_id[k]._id for k in ("spec-verdict", "spec-rank-plot", "spec-norm-plot",
+                                  "spec-table", "export-result", "download-files")}
+    assert ids <= cleared

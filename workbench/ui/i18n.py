@@ -357,6 +357,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "spec.norm_plot": {"en": "Update size relative to the base weight",
                        "zh": "更新量相对基础权重的大小"},
     "spec.table": {"en": "Per layer and module", "zh": "按层和模块"},
+    "spec.reading": {"en": "Reading this run's adapter…", "zh": "正在读取该运行的适配器…"},
     "spec.too_large": {"en": "r may be larger than needed", "zh": "r 可能比需要的大"},
     "spec.too_small": {"en": "r may be too small", "zh": "r 可能偏小"},
     "spec.ok": {"en": "r looks about right", "zh": "r 看起来合适"},

@@ -117,8 +117,11 @@ def build(ctx) -> MergeTab:
                    downloads, downloads_note)
     widgets.on(downloads_button.click, prepare_downloads, [run], [downloads, downloads_note],
                downloads_note, concurrency_id="model", concurrency_limit=1)
-    # another run chosen: its files, not the previous run's, once asked for
-    run.input(lambda: (None, ""), None, [downloads, downloads_note], api_visibility="private")
+    # another run chosen: nothing of the previous run's stays on the page (its files, its
+    # export, its verdict and plots) while this run's are read
+    run.input(lambda: (None, "", "", m("spec.reading"), None, None, ""), None,
+              [downloads, downloads_note, export_result, verdict, rank_plot, norm_plot, table],
+              api_visibility="private", show_progress="hidden")
     shown = widgets.on(run.input, show_report, [run], [result], result)
     widgets.on(shown, details, [run], tab.detail_outputs, export_status)
     widgets.on(button.click, merge_run, [run], [result], result, concurrency_id="model",
