@@ -219,10 +219,12 @@ def _rate(flags: list) -> float | None:
 
 
 def evaluate(run_refs, prompts=None, *, max_new_tokens: int = MAX_NEW_TOKENS,
-             progress=None, save: bool = True) -> dict:
-    """Evaluate the runs on the prompt set (default: the general probe); see the module
-    notes. progress(message) hears what it is doing. With save, the report is written to
-    eval/<timestamp>.json in every run folder (report["saved"] lists them)."""
+             progress=None, save: bool = True, perplexity: bool = True) -> dict:
+    """Evaluate the runs on the prompt set (default: the general probe; a path, or a list
+    of PromptItem: the page's typed prompts); see the module notes. progress(message)
+    hears what it is doing. With save, the report is written to eval/<timestamp>.json in
+    every run folder (report["saved"] lists them). perplexity=False answers only (the
+    Chat tab's prompt set and blind A/B): every perplexity is None, "not measured"."""
     say = progress or (lambda m: None)
     started = time.perf_counter()
     folders = list(dict.fromkeys(runs.find(r) for r in run_refs))
@@ -232,8 +234,11 @@ def evaluate(run_refs, prompts=None, *, max_new_tokens: int = MAX_NEW_TOKENS,
         if not runs.has_adapter(run):
             raise RunError(f"run {run.name} has no adapter yet: train it (or let it finish) "
                            "before evaluating")
-    items = read_prompts(prompts)
-    general = items if prompts is None else read_prompts(None)
+    given = isinstance(prompts, list)
+    items = list(prompts) if given else read_prompts(prompts)
+    if given and not items:
+        raise DataError("no prompts: type or choose at least one")
+    general = [] if not perplexity else items if prompts is None else read_prompts(None)
     presets = {run: runs.load_preset(run) for run in folders}
     from peft import PeftModel  # heavy imports only once the input is known to be good
 
@@ -272,13 +277,15 @@ def evaluate(run_refs, prompts=None, *, max_new_tokens: int = MAX_NEW_TOKENS,
             say(f"{run.name}: answers")
             model.set_adapter(names[run])
             tuned = generate_answers(model, tokenizer, items, max_new_tokens)
-            say(f"{run.name}: perplexity")
-            try:
-                eval_pairs, eval_source = qcompare.eval_items(preset, tokenizer)
-                eval_batches = qcompare.token_batches(tokenizer, eval_pairs, PPL_MAX_TOKENS,
-                                                      preset.train.max_length)
-            except WorkbenchError as exc:  # the data file moved: report it, go on
-                eval_batches, eval_source = [], f"not measured: {describe(exc)}"
+            eval_batches, eval_source = [], "not measured"
+            if perplexity:
+                say(f"{run.name}: perplexity")
+                try:
+                    eval_pairs, eval_source = qcompare.eval_items(preset, tokenizer)
+                    eval_batches = qcompare.token_batches(
+                        tokenizer, eval_pairs, PPL_MAX_TOKENS, preset.train.max_length)
+                except WorkbenchError as exc:  # the data file moved: report it, go on
+                    eval_source = f"not measured: {describe(exc)}"
             results[run] = _run_report(
                 run, preset, items, base_answers, tuned,
                 {"eval": {"base": _perplexity(model, eval_batches, None),
@@ -287,13 +294,14 @@ def evaluate(run_refs, prompts=None, *, max_new_tokens: int = MAX_NEW_TOKENS,
                  "general": {"base": base_general,
                              "tuned": _perplexity(model, general_batches, names[run]),
                              "source": f"{plain(str(DEFAULT_PROMPTS.name), 80)} "
-                                       "(questions with their answers)"}})
+                                       "(questions with their answers)" if perplexity
+                                       else "not measured"}})
         del model, base
         gc.collect()
 
     report = {"created_at": runs.now_iso(),
-              "prompts": {"path": str(prompts) if prompts is not None else
-                          str(DEFAULT_PROMPTS), "count": len(items),
+              "prompts": {"path": "(given prompts)" if given else str(prompts)
+                          if prompts is not None else str(DEFAULT_PROMPTS), "count": len(items),
                           "with_reference": sum(bool(i.references) for i in items)},
               "generation": {"greedy": True, "max_new_tokens": max_new_tokens},
               "base_loads": loads,

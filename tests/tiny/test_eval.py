@@ -119,3 +119,45 @@ def test_bad_prompt_file_one_error_line(two_runs, tmp_path, capsys):
     assert out == "" and len(lines) == 1, err
     assert lines[0].startswith("error: ") and "bad.jsonl" in lines[0] and "line 2" in lines[0]
     assert not (folders[0] / "eval").exists()
+
+
+def test_answers_only_and_a_blind_pair(two_runs, tiny_model_dir):
+    """The Chat tab's answers-only evaluation: typed prompts, perplexity off, nothing
+    saved; a blind A/B pair whose answers are the ones its sources give."""
+    import random
+
+    from workbench import evaluate, promptset
+    from workbench.evaluate import PromptItem
+    folders, _ = two_runs
+    items = promptset.typed("What is the capital of France?\nWho are you?")
+    rep = evaluate.evaluate([f.name for f in folders], items, save=False, perplexity=False,
+                            max_new_tokens=4)
+    assert rep["prompts"] == {"path": "(given prompts)", "count": 2, "with_reference": 0}
+    assert rep["base_loads"] == 1 and "saved" not in rep
+    for r in rep["runs"]:
+        assert r["perplexity"]["eval"] == {"base": None, "tuned": None,
+                                           "source": "not measured"}
+        assert r["perplexity"]["general"]["base"] is None
+    assert not any((f / "eval").exists() for f in folders)
+
+    item = PromptItem("Who are you?")
+    base = promptset.base_source(folders[0])
+    assert base == f"base:{tiny_model_dir.name}"
+    single = evaluate.evaluate([folders[0].name], [item], save=False, perplexity=False,
+                               max_new_tokens=8)
+    want = {base: single["runs"][0]["answers"][0]["base"],
+            folders[0].name: single["runs"][0]["answers"][0]["tuned"]}
+    assert want[base] != want[folders[0].name]  # the adapter changes the answer
+    seen = set()
+    for seed in (0, 1):  # (random.Random: base first, then the run first)
+        pair = promptset.blind_pair([promptset.BASE, folders[0].name], item,
+                                    rng=random.Random(seed), max_new_tokens=8)
+        assert pair["prompt"] == "Who are you?"
+        assert sorted(pair["sources"]) == sorted(want)
+        assert dict(zip(pair["sources"], pair["answers"])) == want  # greedy: the same
+        seen.add(tuple(pair["sources"]))
+    assert len(seen) == 2  # both orders occur
+    # two runs: their tuned answers, the base not among the sources
+    pair = promptset.blind_pair([f.name for f in folders], item, rng=random.Random(0),
+                                max_new_tokens=8)
+    assert sorted(pair["sources"]) == sorted(f.name for f in folders)
