@@ -130,3 +130,27 @@ def test_general_mix_is_apart_from_the_held_out_probe():
     assert not [q for q in mixed if q in probe or any(p in q for p in probe)]
     loaded = data.load(DataCfg(path=str(ROOT / "data" / "general_mix.jsonl")))
     assert loaded.dropped == 0 and len(loaded.rows) == len(mixed)
+
+
+# -- the page: the data.mix box and the line saying what it adds ------------------------------
+
+def test_dataset_tab_shows_what_the_mix_adds(tmp_path):
+    from workbench.ui import widgets
+    from workbench.ui.i18n import render
+    from workbench.ui.tabs.dataset import mix_markdown
+    user = _write(tmp_path / "u.jsonl", 40)
+    general = _write(tmp_path / "g.jsonl", 30)
+    text = widgets.from_preset(Preset.from_dict({"data": {"mix": [
+        {"path": general, "fraction": 0.5}]}}), ["data.mix"])[0]
+    assert widgets.to_section("data", {"mix": text}).mix == [{"path": general,
+                                                              "fraction": 0.5}]
+    assert widgets.to_section("data", {"mix": " "}).mix == []
+    line = mix_markdown(user, "auto", "", "", None, 42, text)
+    assert render(line).startswith("+ **20** general rows from `g.jsonl` (fraction 0.5)")
+    assert "行通用数据" in render(line, "zh")
+    assert "rows repeat" in render(mix_markdown(user, "auto", "", "", None, 42,
+                                                f"[{{path: {general}, fraction: 2}}]"))
+    assert mix_markdown(user, "auto", "", "", 10, 42, text).count("**5**") == 1  # max_samples
+    assert mix_markdown(user, "auto", "", "", None, 42, "") == ""
+    assert "data.mix[0].fraction: missing" in mix_markdown(user, "auto", "", "", None, 42,
+                                                          f"[{{path: {general}}}]")

@@ -66,10 +66,20 @@ def cmd_inspect(args) -> int:
     preset = preset_from_args(args)
     # progress goes to stderr, so it never mixes with --json on stdout
     info = inspect_data.inspect(preset, tokens=not args.no_tokens, progress=_Progress())
+    if preset.data.mix:  # what data.mix adds to these rows in training (data/mix.py)
+        from workbench.data import mix
+        cap = preset.data.max_samples
+        parts = mix.load(preset.data, min(info["rows"], cap) if cap else info["rows"],
+                         info["format"])
+        info["mix"] = mix.info(parts)
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=1))
         return 0
     print_summary(info)
+    if info.get("mix"):
+        print("  data.mix (general rows mixed into training):")
+        for line in mix.summary(parts).splitlines():
+            print(f"    {printable(line)}")
     if "tokens" in info:
         print_tokens(info, preset)
     print_checks(info)

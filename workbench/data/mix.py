@@ -44,7 +44,7 @@ class Part:
     fraction: float
     available: int
     rows: list[dict] = field(default_factory=list)
-    train: int = 0   # of `rows`, how many went to train and to eval (set by `add`)
+    train: int = 0   # of `rows`, how many go to train and to eval
     eval: int = 0
 
     @property
@@ -76,18 +76,19 @@ def load(cfg: DataCfg, user_rows: int, user_format: str | None = None) -> list[P
                             "conversations")
         n = wanted(entry["fraction"], user_rows)
         rows = [loaded.rows[j] for j in _pick(len(loaded.rows), n, cfg.seed + i)]
-        parts.append(Part(entry["path"], entry["fraction"], len(loaded.rows), rows))
+        tr, ev = data.split(rows, cfg.eval_fraction, cfg.seed)
+        parts.append(Part(entry["path"], entry["fraction"], len(loaded.rows), rows,
+                          len(tr), len(ev)))
     return parts
 
 
 def add(train_rows: list, eval_rows: list, cfg: DataCfg, parts: list[Part]) -> tuple[list, list]:
-    """The user's split rows with each part's rows split the same way appended (train
-    and eval); records on each part how many went where."""
+    """The user's split rows with each part's rows, split the same way, appended (train
+    and eval)."""
     from workbench import data
     train_rows, eval_rows = list(train_rows), list(eval_rows)
     for part in parts:
         tr, ev = data.split(part.rows, cfg.eval_fraction, cfg.seed)
-        part.train, part.eval = len(tr), len(ev)
         train_rows += tr
         eval_rows += ev
     return train_rows, eval_rows

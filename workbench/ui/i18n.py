@@ -43,6 +43,9 @@ FIELDS_ZH: dict[str, tuple[str, str]] = {
     "data.eval_fraction": ("验证集比例", "留出多少比例的数据来计算验证损失（0 = 不留）。"),
     "data.max_samples": ("最多样本数", "最多使用多少行（留空 = 全部）。"),
     "data.seed": ("数据随机种子", "打乱数据和划分训练/验证集所用的种子。"),
+    "data.mix": ("通用数据混入", "混入训练的通用指令数据，让模型保留原有的知识：一个 {path, fraction} 列表；"
+                 "每项加入该文件的 round(fraction × 你的行数) 行，像你的数据一样划分和遮罩，例如 "
+                 "[{path: data/general_mix.jsonl, fraction: 0.5}]。留空 = 不混入。"),
     "quantization.mode": ("量化方式", "冻结的基础权重如何存储。nf4：4 位 NormalFloat（QLoRA 的选择）；"
                           "fp4：普通 4 位浮点；int8：LLM.int8，离群值保留 16 位；none：16 位权重。"),
     "quantization.double_quant": ("双重量化", "把 4 位量化的缩放常数也量化（每个参数约省 0.37 位）。"),
@@ -85,11 +88,20 @@ FIELDS_ZH: dict[str, tuple[str, str]] = {
     "train.eval_steps": ("验证间隔", "每 N 步用留出的数据算一次验证损失，用来发现死记硬背；每次都要花时间。常用：10–100。"),
     "train.save_steps": ("保存间隔", "每 N 步保存一个检查点，停止后可以继续训练（保留最近 3 个）。常用：50–500。"),
     "train.seed": ("随机种子", "随机选择的起点：相同的种子和设置能重现一次运行。常用：任意数字，例如 42。"),
+    "train.watch_prompts": ("观察问题", "训练时每到验证步，模型都回答这些问题（简短的贪心回答，保存在运行文件夹的 "
+                            "samples.jsonl 中），用来看它的回答何时改变，例如 [你是谁？, 法国的首都是哪里？]。"
+                            "留空 = 数据中留出的前 3 个问题。"),
     "generation.max_new_tokens": ("最多新 token", "回答的最大 token 数（64 约为几句话；越长比较越慢）。"),
     "generation.temperature": ("温度", "随机程度；0 = 总选最可能的 token（贪心）。"),
     "generation.top_p": ("Top-p", "只从累计概率达到该值的最可能 token 中采样。"),
     "generation.repetition_penalty": ("重复惩罚", "大于 1 会减少重复（1.1 较温和：小模型否则容易反复）。"),
     "generation.system_prompt": ("系统提示词", "对话用的系统提示词（留空 = 模型默认）。"),
+    "distributed.processes": ("进程数", "要启动的训练进程数，每块 GPU 一个（DDP）：1 = 单个进程，和平常一样。"
+                              "在 CPU 上它们共用 CPU 核心（gloo）。"),
+    "distributed.launcher": ("启动器", "由谁启动这些进程：torchrun（DDP），或 accelerate 加配置文件"
+                             "（DDP、FSDP、DeepSpeed）。"),
+    "distributed.accelerate_config": ("Accelerate 配置", "启动器为 accelerate 时使用的配置文件，例如 "
+                                      "presets/accelerate/multi-gpu.yaml（留空 = 无）。"),
 }
 
 # Message ids: tab names, buttons, headings and the words composed into status lines.
@@ -137,6 +149,13 @@ MESSAGES: dict[str, dict[str, str]] = {
     "dataset.few_rows": {"en": "rows: too few to learn from reliably; 50+ is a good start.",
                          "zh": "行：太少，难以可靠地学会；50 行以上是个好的开始。"},
     "dataset.files": {"en": "Files", "zh": "文件"},
+    "dataset.mix.rows_from": {"en": "general rows from", "zh": "行通用数据，来自"},
+    "dataset.mix.fraction": {"en": "fraction", "zh": "比例"},
+    "dataset.mix.repeat": {"en": "the file holds fewer, so rows repeat",
+                           "zh": "文件行数不够，部分行会重复"},
+    "dataset.mix.explain": {"en": "mixed into training so the model keeps its general "
+                                  "answers; split and masked like your rows",
+                            "zh": "混入训练，让模型保留通用回答能力；与你的数据一样划分和遮罩"},
     "dataset.columns_found": {"en": "Columns", "zh": "列"},
     "dataset.uploaded": {"en": "Uploaded", "zh": "已上传"},
     "dataset.sample": {"en": "sample", "zh": "示例"},
@@ -242,6 +261,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "train.note.nothing": {"en": "No run is training, so there is nothing to stop.",
                            "zh": "没有正在训练的运行，无需停止。"},
     "train.loaded_run": {"en": "Settings of run", "zh": "已载入运行的设置"},
+    # the sample timeline (ui/tabs/training_samples.py)
+    "samples.title": {"en": "Answers during training", "zh": "训练中的回答"},
+    "samples.explain": {"en": "the watch prompts answered at each eval step",
+                        "zh": "每个验证步对观察问题的回答"},
+    "samples.none": {"en": "No answers yet: they appear at each eval step (Eval steps).",
+                     "zh": "还没有回答：每到验证步（验证间隔）就会出现。"},
+    "samples.older": {"en": "earlier eval steps are in the run's samples.jsonl",
+                      "zh": "个更早的验证步保存在运行文件夹的 samples.jsonl 中"},
+    "samples.placeholder": {"en": "empty = 3 held-out questions, or [Who are you?, ...]",
+                            "zh": "留空 = 3 个留出的问题，或 [你是谁？, ...]"},
     "preset.shown": {"en": "Preset", "zh": "预设"},
     # the "start here" strip
     "guide.title": {"en": "Start here: your first fine-tune in three steps",
@@ -298,6 +327,87 @@ MESSAGES: dict[str, dict[str, str]] = {
                      "zh": "还没有带适配器的运行：先在「训练」标签页训练一个，再来这里比较。"},
     "chat.empty": {"en": "Type a message first, then press Compare.",
                    "zh": "请先输入一条消息，再点“比较”。"},
+    # chat tab: prompt set and blind A/B (ui/tabs/chat_eval.py)
+    "ceval.heading": {"en": "Prompt set: many prompts, base and runs side by side",
+                      "zh": "提示集：多个提示，基础模型与各运行并排比较"},
+    "ceval.explain": {"en": "Pick a prompt file (or type prompts, one per line) and one or more "
+                            "runs. The base and every run answer each prompt (greedy, short); "
+                            "✓/✗ marks an answer that matches the file's reference. An answer "
+                            "takes several seconds on a CPU: start with a few prompts.",
+                      "zh": "选择一个提示文件（或每行输入一个提示）以及一个或多个运行。基础模型和每个运行都会"
+                            "回答每个提示（贪心解码，简短）；✓/✗ 表示回答是否与文件中的参考答案相符。"
+                            "在 CPU 上每个回答需要几秒钟：先从少量提示开始。"},
+    "ceval.file": {"en": "Prompt file", "zh": "提示文件"},
+    "ceval.upload": {"en": "…or upload a prompt file (.jsonl, .csv: prompt, reference)",
+                     "zh": "……或上传提示文件（.jsonl、.csv：prompt、reference）"},
+    "ceval.typed": {"en": "…or type prompts, one per line (used instead of the file)",
+                    "zh": "……或每行输入一个提示（将代替文件使用）"},
+    "ceval.typed.placeholder": {"en": "Who are you?\nWhat is the capital of France?",
+                                "zh": "你是谁？\n法国的首都是哪里？"},
+    "ceval.runs": {"en": "Runs to compare with the base", "zh": "与基础模型比较的运行"},
+    "ceval.limit": {"en": "First N prompts", "zh": "前 N 个提示"},
+    "ceval.limit.help": {"en": "0 = all (slow: seconds per answer)",
+                         "zh": "0 = 全部（较慢：每个回答需数秒）"},
+    "ceval.tokens": {"en": "Longest answer (tokens)", "zh": "最长回答（token 数）"},
+    "ceval.tokens.help": {"en": "shorter is quicker; also for Blind A/B",
+                          "zh": "越短越快；盲测 A/B 也使用此值"},
+    "ceval.start": {"en": "Answer the prompts", "zh": "回答这些提示"},
+    "ceval.table": {"en": "Answers (✓ matches the reference, ✗ does not)",
+                    "zh": "回答（✓ 与参考答案相符，✗ 不符）"},
+    "ceval.csv": {"en": "Download the table (CSV)", "zh": "下载表格（CSV）"},
+    "ceval.col.prompt": {"en": "prompt", "zh": "提示"},
+    "ceval.col.reference": {"en": "reference", "zh": "参考答案"},
+    "ceval.busy": {"en": "Prompt set and blind A/B are off while a training run uses the "
+                         "memory. Training now",
+                   "zh": "训练占用内存时无法使用提示集和盲测 A/B。正在训练"},
+    "ceval.no_file": {"en": "Choose a prompt file, upload one or type prompts first.",
+                      "zh": "请先选择或上传提示文件，或输入提示。"},
+    "ceval.no_runs": {"en": "Choose at least one run to compare with the base.",
+                      "zh": "请至少选择一个运行与基础模型比较。"},
+    "ceval.answering": {"en": "Answering prompts × models", "zh": "正在回答 提示 × 模型"},
+    "ceval.done": {"en": "prompts answered in", "zh": "个提示已回答，用时"},
+    "ceval.matches": {"en": "matches", "zh": "相符"},
+    "ab.heading": {"en": "Blind A/B: which answer is better?",
+                   "zh": "盲测 A/B：哪个回答更好？"},
+    "ab.explain": {"en": "Two of the chosen models answer the same prompt; you see them as A "
+                         "and B in random order, without their names. Vote, then see who was "
+                         "who. Votes are saved in votes.jsonl in the Workbench folder.",
+                   "zh": "从所选模型中取两个回答同一个提示，以随机顺序显示为 A 和 B，不显示名称。投票后即可"
+                         "看到各是谁。投票保存在 Workbench 文件夹的 votes.jsonl 中。"},
+    "ab.sources": {"en": "Models to compare (two or more)", "zh": "参与比较的模型（两个或更多）"},
+    "ab.base_choice": {"en": "base model", "zh": "基础模型"},
+    "ab.prompt": {"en": "Prompt", "zh": "提示"},
+    "ab.prompt.placeholder": {"en": "Empty: a random prompt from the prompt set above",
+                              "zh": "留空：从上面的提示集中随机取一个"},
+    "ab.new": {"en": "New pair", "zh": "新一组"},
+    "ab.answer_a": {"en": "Answer A", "zh": "回答 A"},
+    "ab.answer_b": {"en": "Answer B", "zh": "回答 B"},
+    "ab.vote.a": {"en": "A is better", "zh": "A 更好"},
+    "ab.vote.b": {"en": "B is better", "zh": "B 更好"},
+    "ab.vote.tie": {"en": "Tie", "zh": "平手"},
+    "ab.vote.both_bad": {"en": "Both bad", "zh": "都不好"},
+    "ab.answering": {"en": "Two models are answering", "zh": "两个模型正在回答"},
+    "ab.ready": {"en": "Both answers in: read them and vote", "zh": "两个回答已生成：请阅读后投票"},
+    "ab.no_pair": {"en": "Press New pair first, then vote.", "zh": "请先点“新一组”，再投票。"},
+    "ab.recorded": {"en": "Vote saved", "zh": "投票已保存"},
+    "ab.board": {"en": "Leaderboard", "zh": "排行榜"},
+    "ab.votes": {"en": "votes", "zh": "票"},
+    "ab.count": {"en": "Votes", "zh": "票数"},
+    "ab.rates": {"en": "Win rate counts a tie or “both bad” as half a win; the interval is "
+                       "95% (Wilson).",
+                 "zh": "胜率中平手或“都不好”算半胜；区间为 95%（Wilson）。"},
+    "ab.bt_after": {"en": "The Bradley-Terry score appears at",
+                    "zh": "Bradley-Terry 分数需要至少"},
+    "ab.more": {"en": "still needed:", "zh": "还差："},
+    "ab.col.source": {"en": "model", "zh": "模型"},
+    "ab.col.games": {"en": "votes", "zh": "票数"},
+    "ab.col.wins": {"en": "wins", "zh": "胜"},
+    "ab.col.losses": {"en": "losses", "zh": "负"},
+    "ab.col.ties": {"en": "ties", "zh": "平"},
+    "ab.col.both_bad": {"en": "both bad", "zh": "都不好"},
+    "ab.col.win_rate": {"en": "win rate", "zh": "胜率"},
+    "ab.col.interval": {"en": "95% interval", "zh": "95% 区间"},
+    "ab.col.bt": {"en": "Bradley-Terry", "zh": "Bradley-Terry 分数"},
     # common
     "common.none": {"en": "none", "zh": "无"},
     "common.busy": {"en": "A training run is in progress", "zh": "有训练正在进行"},
@@ -556,6 +666,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "dry.steps": {"en": "steps, about", "zh": "步，约"},
     "dry.load": {"en": "loading took", "zh": "加载耗时"},
     "dry.measured": {"en": "steps measured", "zh": "步实测"},
+    "dist.gpus": {"en": "GPUs on this machine:", "zh": "本机 GPU 数："},
+    "dist.cpu_only": {"en": "none: several processes share the CPU (gloo)",
+                      "zh": "无：多个进程共用 CPU（gloo）"},
+    "dry.per_process": {"en": "figures per process; processes:", "zh": "每个进程的数值；进程数："},
 }
 
 

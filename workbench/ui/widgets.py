@@ -77,6 +77,9 @@ def widget_spec(dotted: str, meta: dict) -> tuple[str, dict]:
     if kind == "dict":
         return "Textbox", {"value": dict_to_text(default), "lines": 1,
                            "placeholder": "{key: value}"}
+    if kind == "list":  # data.mix: a YAML list of {path, fraction}
+        return "Textbox", {"value": list_to_text(default), "lines": 1,
+                           "placeholder": "[{path: data/general_mix.jsonl, fraction: 0.5}]"}
     return "Textbox", {"value": default, "lines": 1}
 
 
@@ -104,6 +107,25 @@ def text_to_dict(text: str | None, dotted: str) -> dict:
         raise PresetError(f"{dotted}: expected a mapping like {{output: answer}}, got "
                           f"{str(text)[:80]!r}")
     return value
+
+
+def list_to_text(value: list | None) -> str:
+    if not value:
+        return ""
+    return yaml.safe_dump(list(value), default_flow_style=True, allow_unicode=True,
+                          sort_keys=False, width=10_000).strip()
+
+
+def text_to_list(text, dotted: str) -> list:
+    """A list field's YAML text -> the list (empty: []); the Preset check names a bad item."""
+    if isinstance(text, list) or text is None or not str(text).strip():
+        return text if isinstance(text, list) else []
+    try:
+        value = yaml.safe_load(str(text))
+    except yaml.YAMLError:
+        raise PresetError(f"{dotted}: expected a list like [{{path: data/general_mix.jsonl, "
+                          f"fraction: 0.5}}], got {str(text)[:80]!r}") from None
+    return value if isinstance(value, list) else [value]
 
 
 def to_target_list(value) -> list[str]:
@@ -146,6 +168,8 @@ def _to_field_value(dotted: str, value):
         return from_target_list(value)
     if kind == "dict":
         return text_to_dict(value, dotted)
+    if kind == "list":
+        return text_to_list(value, dotted)
     if kind in ("int", "float") and isinstance(value, str):
         value = value.strip()
         if not value:
@@ -175,6 +199,8 @@ def from_preset(preset: Preset, keys: list[str] | None = None) -> list:
             value = to_target_list(value)
         elif isinstance(value, dict):
             value = dict_to_text(value)
+        elif isinstance(value, list):
+            value = list_to_text(value)
         out.append(value)
     return out
 

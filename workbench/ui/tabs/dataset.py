@@ -71,6 +71,8 @@ class DatasetTab:
     stats: gr.State
     notice: gr.Markdown | None = None  # errors of the upload and the small actions
     placeholder_row: gr.Row | None = None  # the table and its button, hidden when empty
+    mix: gr.Textbox | None = None  # data.mix, and what it adds (mix_markdown)
+    mix_info: gr.Markdown | None = None
 
     @property
     def load_outputs(self) -> list:
@@ -124,6 +126,9 @@ def build(ctx) -> DatasetTab:
         eval_fraction = ctx.field("data.eval_fraction")
         max_samples = ctx.field("data.max_samples")
         seed = ctx.field("data.seed")
+    with gr.Row(equal_height=False):
+        mix = ctx.field("data.mix", scale=2)
+        mix_info = gr.Markdown(elem_id="dataset-mix-info")
     with gr.Accordion(t("dataset.advanced"), open=False, elem_id="dataset-mapping") as mapping:
         gr.Markdown(m("dataset.mapping.explain"))
         roles = []
@@ -192,7 +197,7 @@ def build(ctx) -> DatasetTab:
                      [path, fmt, columns, placeholders, max_samples, seed], columns, mapping,
                      roles, placeholders, placeholder_table, placeholder_apply, analyse,
                      status, histogram, report, apply_p95, apply_p99, checks, row, show_row,
-                     row_info, rendered, stats, notice, placeholder_row)
+                     row_info, rendered, stats, notice, placeholder_row, mix, mix_info)
     del eval_fraction  # a Preset field shown here; nothing in the tab depends on it
 
     widgets.on(upload.upload, on_upload, [upload], [path], notice)
@@ -218,6 +223,9 @@ def wire(ctx, tab: DatasetTab, demo: gr.Blocks) -> None:
           trigger_mode="always_last", concurrency_limit=4, **private).then(**auto)
     gr.on([ctx.fields[k].change for k in ANALYSIS_KEYS], **auto, trigger_mode="always_last")
     tab.analyse.click(**analysis)
+    mix_inputs = [*tab.inputs, tab.mix]
+    gr.on([demo.load, *[c.change for c in mix_inputs]], mix_markdown, mix_inputs,
+          [tab.mix_info], trigger_mode="always_last", **private)
     max_length.change(view, [tab.stats, max_length], tab.view_outputs, **private).then(
         rerender, [tab.row, tab.rendered, *every], [tab.row_info, tab.rendered],
         concurrency_id="dataset-analysis", concurrency_limit=1, **private)
@@ -320,6 +328,30 @@ def on_data(path, fmt, columns_text, placeholders_text, max_samples, seed):
     rows = (info or {}).get("preview_rows") or [1]
     return (summary, preview, *role_updates, columns_update, open_mapping, table,
             gr.update(value=rows[0]), gr.Row(visible=bool(len(table))))
+
+
+def mix_markdown(path, fmt, columns_text, placeholders_text, max_samples, seed, mix_text):
+    """What data.mix adds (workbench/data/mix.py): one line per entry, '+ 20 general rows
+    from general_mix.jsonl (fraction 0.5)'; empty without a mix; a problem as an error."""
+    from workbench import data
+    from workbench.data import mix
+    try:
+        cfg = _data_cfg(path, fmt, columns_text, placeholders_text, max_samples, seed)
+        cfg.mix = widgets.to_section("data", {"mix": mix_text}).mix
+        if not cfg.mix:
+            return ""
+        info = data.inspect(cfg, preview=0)
+        rows = min(info["rows"], cfg.max_samples) if cfg.max_samples else info["rows"]
+        parts = mix.load(cfg, rows, info["format"])
+    except Exception as exc:  # noqa: BLE001 - shown in the tab, page keeps working
+        return error_html(exc)
+    lines = []
+    for p in parts:
+        repeat = f"; {m('dataset.mix.repeat')}" if len(p.rows) > p.available else ""
+        lines.append(f"+ **{len(p.rows)}** {m('dataset.mix.rows_from')} "
+                     f"`{html.escape(p.name)}` ({m('dataset.mix.fraction')} "
+                     f"{p.fraction:g}{repeat})")
+    return "\n\n".join(lines) + f"\n\n{m('dataset.mix.explain')}"
 
 
 def effective_mapping(fmt: str, mapping: dict, columns: list) -> dict:
