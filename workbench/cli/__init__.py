@@ -5,6 +5,7 @@
     python launch.py resume RUN | stop RUN | merge RUN
     python launch.py chat RUN --prompt TEXT [--json]
     python launch.py eval RUN [RUN ...] [--prompts FILE] [--json]
+    python launch.py votes [--json]
     python launch.py data inspect FILE [--json]
     python launch.py presets list | show NAME | validate PATH
     python launch.py runs list [--json] | runs show RUN [--json]

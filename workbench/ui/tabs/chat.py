@@ -4,7 +4,8 @@ for the other: `workbench.chat.Comparer.compare`), and the conversation continue
 several turns on both sides. While it answers: a "generating…" line, a Stop button, and
 Compare disabled. Compare is also disabled, with the reason beside it, while a training
 run holds the memory. Errors stay in the status line under the buttons; the chat panes
-keep what they show. Widgets: every `generation.*` Preset field."""
+keep what they show. Widgets: every `generation.*` Preset field. Below: Prompt set and
+Blind A/B (chat_eval.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import gradio as gr
 from workbench.errors import WorkbenchError
 from workbench.ui import shared, widgets
 from workbench.ui.i18n import m, t
+from workbench.ui.tabs import chat_eval
 
 GEN_KEYS = widgets.section_keys("generation")
 
@@ -31,6 +33,7 @@ class ChatTab:
     clear: gr.Button
     stop: gr.Button | None = None
     status: gr.Markdown | None = None
+    evaluation: chat_eval.ChatEval | None = None  # Prompt set and Blind A/B, below
 
 
 def build(ctx) -> ChatTab:
@@ -70,12 +73,15 @@ def build(ctx) -> ChatTab:
                api_visibility="private")
     clear.click(new_conversation, None, [base, tuned, prompt], api_visibility="private")
     run.input(new_conversation, None, [base, tuned, prompt], api_visibility="private")
-    return ChatTab(run, base, tuned, prompt, compare, clear, stop, status)
+    return ChatTab(run, base, tuned, prompt, compare, clear, stop, status,
+                   chat_eval.build(ctx))
 
 
 def wire(ctx, tab: ChatTab, tab_item: gr.Tab) -> None:
     widgets.on(tab_item.select, refresh, [tab.run], [tab.run, tab.compare, tab.status],
                tab.status, concurrency_limit=None)
+    if tab.evaluation is not None:
+        chat_eval.wire(ctx, tab.evaluation, tab_item)
 
 
 def busy():
