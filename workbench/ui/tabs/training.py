@@ -5,7 +5,7 @@ list of runs with their state, and Resume for a stopped or failed run.
 Training runs in its own process (`workbench.runs.jobs`); this tab only starts it and
 reads its run folder. A `gr.Timer` polls the folder, and on page load the view attaches to the
 running job (or the newest run), so a reload or a second browser tab sees the same run.
-Widgets: every `train.*` Preset field.
+Widgets: every `train.*` and `distributed.*` Preset field (with the number of GPUs).
 
 "Dry run" trains 5 steps of the page's settings in its own process (`launch.py dryrun`
 through jobs.spawn, nothing kept; progress from its log, figures from its result file)
@@ -37,6 +37,7 @@ LAYOUT = [["train.epochs", "train.max_steps", "train.learning_rate", "train.lr_s
           ["train.optimizer", "train.max_grad_norm", "train.seed", "train.logging_steps"],
           ["train.eval_steps", "train.save_steps"],
           ["train.completion_only_loss", "train.gradient_checkpointing", "train.packing"]]
+DISTRIBUTED = ["distributed.processes", "distributed.launcher", "distributed.accelerate_config"]
 
 
 @dataclass
@@ -77,6 +78,10 @@ def build(ctx) -> TrainingTab:
             with gr.Row():
                 for dotted in row:
                     fields[dotted] = ctx.field(dotted)
+        with gr.Row():  # distributed.*: how many processes, beside the GPUs there are
+            for dotted in DISTRIBUTED:
+                fields[dotted] = ctx.field(dotted)
+            gr.Markdown(gpu_note(), elem_id="train-gpus")
     with gr.Row(elem_classes=["wb-actions"]):
         run_name = gr.Textbox(label=t("train.run_name"), info=t("train.run_name.help"),
                               value=ctx.initial_name or "run", max_length=64, scale=3,
@@ -200,6 +205,13 @@ def dry_run(progress=gr.Progress(), *values):
     yield dry_run_markdown(result)
 
 
+def gpu_note() -> str:
+    """The number of GPUs, beside the processes field (one process per GPU)."""
+    from workbench.train import distributed
+    n = distributed.gpu_count()
+    return f"{m('dist.gpus')} **{n}**" if n else f"{m('dist.gpus')} {m('dist.cpu_only')}"
+
+
 def dry_run_markdown(res: dict) -> str:
     from workbench.units import fmt_bytes
     est = (res.get("estimate") or {}).get("total_bytes")
@@ -215,7 +227,10 @@ def dry_run_markdown(res: dict) -> str:
             f"- {m('dry.peak')}: **{fmt_bytes(peak or 0)}**{vs}\n"
             f"- {m('dry.eta')}: {res.get('full_run_steps')} {m('dry.steps')} "
             f"**{shared.duration(res.get('eta_seconds'))}** "
-            f"({m('dry.load')} {res.get('load_seconds')} s)\n\n*{m('dry.explain')}*")
+            f"({m('dry.load')} {res.get('load_seconds')} s)\n"
+            + (f"- {m('dry.per_process')} **{res['world_size']}**\n"
+               if (res.get("world_size") or 1) > 1 else "")
+            + f"\n*{m('dry.explain')}*")
 
 
 # -- the live view ----------------------------------------------------------------------
