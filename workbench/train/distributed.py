@@ -259,7 +259,7 @@ def supervise(run: Path, preset: Preset, *, resume: bool, take_over, log) -> dic
         status = runs.read_json(run / "status.json")
         if code == 0 and status.get("state") in ("completed", "stopped"):
             return status
-        message = rank_error(errors) or launcher_error("".join(tail)) or (
+        message = failed_rank(errors, "".join(tail)) or (
             f"a training process ended with exit code {code}")
         if "details in" not in message:
             message += f" (details in {run / 'train.log'})"
@@ -275,9 +275,21 @@ def supervise(run: Path, preset: Preset, *, resume: bool, take_over, log) -> dic
         shutil.rmtree(errors, ignore_errors=True)
 
 
-def rank_error(errors: Path) -> str | None:
-    """The first error a rank wrote (the others usually fail because it went away)."""
-    files = sorted(errors.glob("rank*.txt"), key=lambda p: p.stat().st_mtime_ns)
+def failed_rank(errors: Path, output: str) -> str | None:
+    """Why the group failed, naming the rank that failed first: the launcher's report
+    says which (the others fail because it went away: "Connection reset by peer"), that
+    rank's own error says why; a rank killed by a signal wrote none."""
+    root = _ROOT_CAUSE.search(output)
+    if root:
+        own = rank_error(errors, root.group(1))
+        return own or launcher_error(output)
+    return rank_error(errors)
+
+
+def rank_error(errors: Path, rank_: str | None = None) -> str | None:
+    """The error rank `rank_` wrote (default: the first one written)."""
+    files = sorted(errors.glob(f"rank{rank_ if rank_ is not None else '*'}.txt"),
+                   key=lambda p: p.stat().st_mtime_ns)
     for path in files:
         text = path.read_text(encoding="utf-8", errors="replace").strip()
         if text:
