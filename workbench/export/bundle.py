@@ -173,6 +173,7 @@ def _readme(run: Path, rec: dict) -> str:
              + (f"; get it with `{base['source']}`" if base.get("source") else ""))
     files = "\n".join(f"| `{f['bundled'] or f['path']}` | {f['rows']} | {f['bytes']:,} | "
                       f"`{f['sha256'][:16]}…` |" for f in data["files"])
+    gguf = " gguf" if base["kind"] == "gguf" else ""
     return f"""# Reproducibility bundle: {run.name}
 
 Made by Workbench on {rec['created_at']}. Everything needed to train this run again
@@ -198,8 +199,9 @@ Data ({data['train_examples']} train / {data['eval_examples']} eval examples):
 
 ## Commands
 
-    pip install torch transformers peft trl bitsandbytes datasets   # versions: environment.json
+    pip install torch transformers peft trl bitsandbytes datasets{gguf}   # versions: environment.json
     python train.py                      # the whole run; adapter in reproduced/adapter
+    python train.py --base PATH          # the base is elsewhere (checked by sha256)
     python train.py --stop-after 6       # the first 6 steps, losses in reproduced/losses.jsonl
 
 With Workbench, compare the first K logged losses with metrics.jsonl (within 1%):
