@@ -87,7 +87,8 @@ def build(ctx) -> ChatEval:
             start = gr.Button(t("ceval.start"), variant="primary", scale=1,
                               elem_id="ceval-start")
         status = gr.Markdown(elem_id="ceval-status")
-        table = gr.Dataframe(pd.DataFrame(), label=t("ceval.table"), interactive=False,
+        table = gr.Dataframe(pd.DataFrame(columns=[text("ceval.col.prompt")]),
+                             label=t("ceval.table"), interactive=False,
                              wrap=True, max_height=480, elem_id="ceval-table")
         download = gr.File(label=t("ceval.csv"), interactive=False, visible=False,
                            elem_id="ceval-csv")
