@@ -17,8 +17,9 @@ fails keeps the lines before the failure; a resume drops the lines after its che
 as it does for metrics.jsonl. Generating inside the trainer leaves training as it was:
 eval mode (no dropout) under no_grad, with the KV cache on (gradient checkpointing turns
 it off for training, and does not run in eval mode), the prompts in one batch padded on
-the left by hand (the training tokenizer keeps its padding side), then train mode again. Greedy
-decoding draws no random numbers, so the training run's random stream is unchanged.
+the left by hand (the training tokenizer keeps its padding side), then train mode again.
+Greedy decoding draws no random numbers, so the training's random stream is unchanged
+(tests/tiny/test_samples.py: the same losses with and without the timeline).
 A failure while generating is logged and ends the timeline, never the training.
 """
 

@@ -24,6 +24,7 @@ import pandas as pd
 from workbench.presets import check_name
 from workbench.ui import guide, shared, widgets
 from workbench.ui.i18n import m, t, text
+from workbench.ui.tabs import training_samples
 from workbench.ui.tabs.training_view import (action_note, progress_html, readable_log,
                                              runs_markdown)
 
@@ -35,7 +36,7 @@ LOG_LINES = 20
 LAYOUT = [["train.epochs", "train.max_steps", "train.learning_rate", "train.lr_scheduler"],
           ["train.batch_size", "train.grad_accum", "train.max_length", "train.warmup_ratio"],
           ["train.optimizer", "train.max_grad_norm", "train.seed", "train.logging_steps"],
-          ["train.eval_steps", "train.save_steps"],
+          ["train.eval_steps", "train.save_steps", "train.watch_prompts"],
           ["train.completion_only_loss", "train.gradient_checkpointing", "train.packing"]]
 DISTRIBUTED = ["distributed.processes", "distributed.launcher", "distributed.accelerate_config"]
 
@@ -77,7 +78,9 @@ def build(ctx) -> TrainingTab:
         for row in LAYOUT:
             with gr.Row():
                 for dotted in row:
-                    fields[dotted] = ctx.field(dotted)
+                    fields[dotted] = ctx.field(dotted, **(
+                        training_samples.WATCH_FIELD if dotted == "train.watch_prompts"
+                        else {}))
         with gr.Row():  # distributed.*: how many processes, beside the GPUs there are
             for dotted in DISTRIBUTED:
                 fields[dotted] = ctx.field(dotted)
@@ -112,6 +115,7 @@ def build(ctx) -> TrainingTab:
     log = gr.Textbox(label=t("train.log"), lines=8, max_lines=LOG_LINES + 10,
                      interactive=False, autoscroll=True, elem_id="train-log",
                      elem_classes=["wb-log"])
+    samples_box, samples_shown = training_samples.build()  # the answers at each eval step
     with gr.Row(elem_classes=["wb-actions"]):
         run = gr.Dropdown(label=t("train.run"), choices=[], scale=3, elem_id="train-run")
         resume = gr.Button(t("train.resume"), scale=1, interactive=False,
@@ -132,6 +136,7 @@ def build(ctx) -> TrainingTab:
     # polling and picking a run only read the run folders: cheap, no queue limit
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
     timer.tick(view, [run, shown], tab.view_outputs, **read_kw)
+    training_samples.wire(samples_box, samples_shown, timer, run)
     run.input(view, [run, gr.State(None)], tab.view_outputs, **read_kw)
     widgets.on(stop.click, stop_run, [run], [notice], notice)
     widgets.on(resume.click, resume_run, [run], [run, notice], notice)

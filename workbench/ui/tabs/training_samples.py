@@ -1,0 +1,95 @@
+"""The sample timeline on the Training tab: the watch prompts' answers at each eval step
+(the run's samples.jsonl, written by workbench/train/samples.py), a step × prompt table
+that grows while the run trains.
+
+It listens to the Training tab's timer (which polls only while the tab is on screen) and
+to the run picker; the file is read again only when its size or mtime changed (`shown`),
+otherwise the table is left as it is (gr.skip), so a two-second poll costs one stat().
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import gradio as gr
+
+from workbench.ui import widgets
+from workbench.ui.i18n import m, t
+
+STEPS_SHOWN = 12        # the newest eval steps; older ones stay in samples.jsonl
+ANSWER_CHARS = 240      # a cell shows this much of an answer (the whole one on hover)
+PROMPT_CHARS = 80
+# inline: the page's stylesheet (ui/app.py) is shared; these rules are the table's alone
+_CELL = "padding:4px 8px;border:1px solid var(--border-color-primary);vertical-align:top"
+_TABLE = "border-collapse:collapse;font-size:13px;width:100%"
+
+# the train.watch_prompts widget (a YAML list in a text box, config.py's list kind)
+WATCH_FIELD = {"lines": 2, "placeholder": t("samples.placeholder")}
+
+
+def build() -> tuple[gr.HTML, gr.State]:
+    """The timeline's box and what it last showed; create where it should appear."""
+    return (gr.HTML(timeline_html([]), elem_id="train-samples"), gr.State(None))
+
+
+def wire(box: gr.HTML, shown: gr.State, timer: gr.Timer, run: gr.Dropdown) -> None:
+    read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
+    timer.tick(refresh, [run, shown], [box, shown], **read_kw)
+    run.change(refresh, [run, gr.State(None)], [box, shown], **read_kw)
+
+
+def refresh(selected, shown):
+    """The table for the selected run, redrawn only when its samples.jsonl changed."""
+    from workbench import runs
+    if not selected:
+        return gr.skip(), shown
+    try:
+        folder = runs.find(selected)
+        st = os.stat(Path(folder) / runs.SAMPLES_FILE)
+        stamp = [selected, st.st_size, st.st_mtime_ns]
+    except OSError:
+        stamp = [selected, None, None]  # no samples yet
+    except Exception:  # noqa: BLE001 - a run being deleted: the next poll tries again
+        widgets.log.warning("reading the sample timeline failed", exc_info=True)
+        return gr.skip(), shown
+    if stamp == shown:
+        return gr.skip(), shown
+    records = runs.samples(folder) if stamp[1] is not None else []
+    return timeline_html(records), stamp
+
+
+def timeline_html(records: list[dict]) -> str:
+    """A step × prompt table of the answers (newest STEPS_SHOWN steps, in step order)."""
+    head = f"<div class='wb-samples'><b>{m('samples.title')}</b> · {m('samples.explain')}"
+    prompts, by_step = [], {}
+    for r in records:
+        prompt, step = r.get("prompt"), r.get("step")
+        if not isinstance(prompt, str) or not isinstance(step, int):
+            continue
+        if prompt not in prompts:
+            prompts.append(prompt)
+        by_step.setdefault(step, {})[prompt] = str(r.get("answer", ""))
+    if not by_step:
+        return f"{head}<p><i>{m('samples.none')}</i></p></div>"
+    steps = sorted(by_step)[-STEPS_SHOWN:]
+    cells = "".join(f"<th style='{_CELL};text-align:left' title='{html.escape(p)}'>"
+                    f"{html.escape(_cut(p, PROMPT_CHARS))}</th>" for p in prompts)
+    rows = [f"<tr><th style='{_CELL}'>{m('train.step')}</th>{cells}</tr>"]
+    for step in steps:
+        answers = by_step[step]
+        tds = "".join(
+            f"<td style='{_CELL}' title='{html.escape(answers.get(p, ''))}'>"
+            f"{html.escape(_cut(answers.get(p, ''), ANSWER_CHARS)) or '–'}</td>"
+            for p in prompts)
+        rows.append(f"<tr><td style='{_CELL};text-align:right'>{step}</td>{tds}</tr>")
+    older = len(by_step) - len(steps)
+    more = f"<p><i>{older} {m('samples.older')}</i></p>" if older else ""
+    return (f"{head}<div style='overflow-x:auto;margin-top:6px'><table style='{_TABLE}'>"
+            f"{''.join(rows)}</table></div>{more}</div>")
+
+
+def _cut(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n - 1] + "…"
