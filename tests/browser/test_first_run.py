@@ -2,7 +2,8 @@
 steps; a failed Save preset leaves the Preset selector alone and its reason stays beside
 it after the toast has gone; Compare with an empty message, and during training, says
 why without an "Error" badge in the chat panes; the Merge tab shows real paths (no
-WORKBENCH_HOME placeholder) and offers the GGUF file as a download.
+WORKBENCH_HOME placeholder) and offers the GGUF file as a download; Delete is off for a
+built-in preset and deletes a user preset only after the user confirms.
 
 No model is loaded: the runs are folders written here as the training process leaves
 them (tests/unit/test_ui_tabs.make_run), the export files are small stand-ins.
@@ -17,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 
@@ -24,7 +26,7 @@ import pytest
 
 from tests.browser import test_ui_browser as ui
 from tests.unit.test_ui_tabs import make_run
-from workbench import paths, runs
+from workbench import paths, presets, runs
 
 pytestmark = pytest.mark.browser
 SHOTS = ui.ROOT / "test-artifacts" / "first-run"
@@ -98,11 +100,7 @@ def _walk(url, page):
     page.locator("#preset-save-name textarea, #preset-save-name input").first.fill("bad name!")
     page.locator("#preset-save").click()
     wait_text(page, "preset-notice", "preset name")
-    page.wait_for_timeout(30_000)  # the toast is gone by now; the notice is not
-    assert "preset name" in ui.text_of(page, "preset-notice")
-    assert page.locator("#preset-choose input").input_value() == "cpu-demo · built-in"
-    assert no_error_badge(page, "preset-choose")
-    shot(page, "2-save-refused")
+    refused_at = time.monotonic()  # checked again 30 s later, after the steps below
 
     # a decimal comma in a number box means a decimal point (the browser dropped it)
     ui.open_tab(page, "Training")
@@ -142,8 +140,11 @@ def _walk(url, page):
 
     # 4. Merge: real paths, a command that works, and the GGUF as a download
     ui.open_tab(page, "Merge")
-    ui.choose(page, "merge-run", RUN)
+    page.wait_for_function(  # the only run with an adapter: chosen for the user
+        f"document.querySelector('#merge-run input')?.value === {RUN!r}")
     wait_text(page, "export-result", "ollama create")
+    page.wait_for_function(  # the adapter's verdict too, once read
+        "!(document.querySelector('#spec-verdict')?.innerText || '').includes('Reading')")
     merge_text = page.locator("#tab-merge").inner_text()
     assert "WORKBENCH_HOME" not in merge_text
     assert f"cd {(paths.runs_dir() / RUN / 'export').resolve()}" in merge_text
@@ -159,3 +160,31 @@ def _walk(url, page):
     assert "attachment" in disposition
     shot(page, "4-merge-downloads")
     assert os.path.exists(paths.runs_dir() / RUN / "export" / f"{RUN}-merged.zip")
+
+    # back to the refused Save: 30 s on, the toast is gone; the notice and the preset are not
+    page.wait_for_timeout(max(0, 30 - (time.monotonic() - refused_at)) * 1000)
+    assert "preset name" in ui.text_of(page, "preset-notice")
+    assert page.locator("#preset-choose input").input_value() == "cpu-demo · built-in"
+    assert no_error_badge(page, "preset-choose")
+    assert not page.locator(".toast-body", has_text="preset name").count()
+    shot(page, "2-save-refused")
+
+    # 5. Delete: off for a built-in; a user preset is deleted only once the user agrees
+    assert not page.locator("#preset-delete").is_enabled()
+    page.locator("#preset-save-name textarea, #preset-save-name input").first.fill("mine")
+    page.locator("#preset-save").click()
+    wait_text(page, "preset-notice", "Saved preset")
+    page.wait_for_function("document.querySelector('#preset-choose input')?.value"
+                           " === 'mine · yours' && !document.querySelector('#preset-delete')"
+                           ".disabled")
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.locator("#preset-delete").click()
+    page.wait_for_timeout(1500)  # a cancelled confirm sends nothing to change
+    assert asked and "mine" in asked[0] and "cannot be undone" in asked[0]
+    assert "mine" in presets.user_names()
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#preset-delete").click()
+    wait_text(page, "preset-notice", "Deleted preset")
+    assert "mine" not in presets.user_names()
+    assert page.locator("#preset-choose input").input_value() == "cpu-demo · built-in"

@@ -117,12 +117,14 @@ def build(ctx) -> MergeTab:
                    downloads, downloads_note)
     widgets.on(downloads_button.click, prepare_downloads, [run], [downloads, downloads_note],
                downloads_note, concurrency_id="model", concurrency_limit=1)
-    # another run chosen: nothing of the previous run's stays on the page (its files, its
-    # export, its verdict and plots) while this run's are read
-    run.input(lambda: (None, "", "", m("spec.reading"), None, None, ""), None,
-              [downloads, downloads_note, export_result, verdict, rank_plot, norm_plot, table],
-              api_visibility="private", show_progress="hidden")
-    shown = widgets.on(run.input, show_report, [run], [result], result)
+    # another run chosen: nothing of the previous run's (its files, export, verdict and
+    # plots) stays on the page while this run's are read; one chain, so the clearing
+    # never lands after them
+    cleared = run.input(
+        lambda: (None, "", "", m("spec.reading"), None, None, ""), None,
+        [downloads, downloads_note, export_result, verdict, rank_plot, norm_plot, table],
+        api_visibility="private", show_progress="hidden", queue=False)
+    shown = widgets.on(cleared, show_report, [run], [result], result)
     widgets.on(shown, details, [run], tab.detail_outputs, export_status)
     widgets.on(button.click, merge_run, [run], [result], result, concurrency_id="model",
                concurrency_limit=1)
