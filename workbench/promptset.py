@@ -113,16 +113,17 @@ def answer_table(report: dict) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def match_summary(report: dict) -> list[str]:
-    """One line per run: matches of the base and of the run, where there are references."""
+def match_summary(report: dict) -> list[tuple[str, int, int, int]]:
+    """(run, its matches, the base's matches, prompts with a reference) per run that has
+    prompts with a reference."""
     out = []
     for r in report["runs"]:
-        if r["match_rate"] is None:
-            continue
         known = sum(a["tuned_match"] is not None for a in r["answers"])
+        if not known:
+            continue
         base = sum(bool(a["base_match"]) for a in r["answers"])
         tuned = sum(bool(a["tuned_match"]) for a in r["answers"])
-        out.append(f"{r['run']}: {tuned}/{known} (base {base}/{known})")
+        out.append((r["run"], tuned, base, known))
     return out
 
 

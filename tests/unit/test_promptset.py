@@ -52,7 +52,7 @@ def test_table_has_one_base_column_per_base_and_marks():
     assert headers == ["prompt", "reference", "base:tiny (none)", "run-a", "run-b"]
     assert rows[0] == ["Capital of France?", "Paris", "✓ Paris.", "✓ Paris", "✗ Lyon"]
     assert rows[1] == ["Who are you?", "", "A model.", "I am run-a", "I am run-b"]
-    assert promptset.match_summary(rep) == ["run-a: 1/1 (base 1/1)", "run-b: 0/1 (base 1/1)"]
+    assert promptset.match_summary(rep) == [("run-a", 1, 1, 1), ("run-b", 0, 1, 1)]
     # two bases: two base columns
     headers, _ = promptset.answer_table(report([("a", "org/m1", "x"), ("b", "org/m2", "y")]))
     assert headers[2:4] == ["base:m1 (none)", "base:m2 (none)"]

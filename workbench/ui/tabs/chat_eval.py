@@ -256,7 +256,8 @@ def run_prompt_set(file, upload, typed_text, run_names, limit, tokens,
     headers = [text(f"ceval.col.{h}", lang) if h in ("prompt", "reference") else h
                for h in headers]
     csv_path = _csv_file(promptset.table_csv(headers, rows))
-    summary = "; ".join(promptset.match_summary(report))
+    summary = "; ".join(f"{run}: {tuned}/{known} ({m('ab.base_choice')} {base}/{known})"
+                        for run, tuned, base, known in promptset.match_summary(report))
     status = (f"✓ {len(rows)} {m('ceval.done')} {shared.duration(seconds)}"
               + (f" · {m('ceval.matches')}: {_md(summary)}" if summary else ""))
     yield (status, pd.DataFrame(rows, columns=headers),
