@@ -195,10 +195,9 @@ class TrainCfg:
                          "memorising; each check takes time. Typical: 10–100.",
                          label="Eval steps", min=1, max=100000, step=1)
     watch_prompts: list = _f(
-        None, "Questions the model answers at each eval step while it trains (short, "
-        "greedy answers, kept in the run's samples.jsonl), to see when its answers change, "
-        "e.g. [Who are you?, What is the capital of France?]. Empty = the first 3 "
-        "held-out questions of the data.", label="Watch prompts", factory=list)
+        None, "Questions the model answers at each eval step while it trains (short greedy "
+        "answers, saved in samples.jsonl), to see when its answers change. Typical: empty "
+        "(3 held-out questions of the data).", label="Watch prompts", factory=list)
     save_steps: int = _f(50, "Save a checkpoint every N steps, so a stopped run can resume "
                          "(the last 3 are kept). Typical: 50–500.", label="Save steps",
                          min=1, max=100000, step=1)

@@ -113,7 +113,9 @@ def answers(model, tokenizer, conversations: list[list[dict]], *,
                          top_p=None, top_k=None, use_cache=True,
                          repetition_penalty=repetition_penalty, pad_token_id=pad,
                          eos_token_id=tokenizer.eos_token_id)
-    return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+    # a cut multi-byte character decodes as U+FFFD: not part of the answer
+    return [tokenizer.decode(row[width:], skip_special_tokens=True).strip().rstrip("\ufffd")
+            for row in out]
 
 
 def make_callback(preset: Preset, run: Path, tokenizer, eval_rows, log):
