@@ -48,9 +48,11 @@ def make_runs(tiny_model_dir: Path) -> list[Path]:
 
 
 @pytest.fixture
-def eval_app(_workbench_home, tiny_model_dir):
-    """(the app's URL, the two run names)."""
+def eval_app(_workbench_home, tiny_model_dir, monkeypatch):
+    """(the app's URL, the two run names). The app computes on one thread: the tiny
+    model gains nothing from two, and on a busy machine two threads wait on each other."""
     names = [run.name for run in make_runs(tiny_model_dir)]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     for url in _serve(_workbench_home, SHOTS):
         yield url, names
 
