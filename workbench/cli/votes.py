@@ -42,7 +42,7 @@ def cmd_votes(args) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "votes", help="the blind A/B leaderboard from the Chat tab's votes",
-        description="Win rates (95%% Wilson intervals) and Bradley-Terry scores from "
+        description="Win rates (95% Wilson intervals) and Bradley-Terry scores from "
         "WORKBENCH_HOME/votes.jsonl, the Chat tab's blind A/B votes.")
     p.add_argument("--json", action="store_true", help="print the leaderboard as JSON")
     p.set_defaults(func=cmd_votes)
