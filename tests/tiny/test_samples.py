@@ -162,3 +162,14 @@ def test_the_training_tab_table():
     assert "Who? at 4" not in page and f"Who? at {2 * (STEPS_SHOWN + 2)}" in page
     assert "<b>Who?" not in page and "&lt;b&gt;Who? at" in page
     assert {"samples.title", "samples.older", "train.step"} <= set(MARKER_RE.findall(page))
+
+
+def test_no_timeline_when_the_weights_are_sharded(tmp_path, monkeypatch):
+    """FSDP / DeepSpeed (set by `accelerate launch`): rank 0 alone cannot generate."""
+    monkeypatch.setattr(samples, "answers", lambda *a, **kw: ["hello"])
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    cb = _callback(tmp_path)
+    cb.on_train_begin(None, SimpleNamespace(global_step=0), None)
+    model = SimpleNamespace(training=True, eval=lambda: None, train=lambda: None)
+    cb.on_step_end(None, SimpleNamespace(global_step=20, epoch=1.0), None, model=model)
+    assert not (tmp_path / runs.SAMPLES_FILE).exists()

@@ -12,7 +12,9 @@ line per prompt to the run's samples.jsonl:
     {"step": 20, "epoch": 1.25, "prompt": "Who are you?", "answer": "I am ...",
      "time": "2026-12-01T03:10:02+00:00"}
 
-Only the main process (rank 0) writes; each line is flushed as it is written, so a run that
+Only the main process (rank 0) generates and writes (the others go on to the next step
+and wait for it there; with FSDP or DeepSpeed, where no process holds all the weights,
+there is no timeline); each line is flushed as it is written, so a run that
 fails keeps the lines before the failure; a resume drops the lines after its checkpoint,
 as it does for metrics.jsonl. Generating inside the trainer leaves training as it was:
 eval mode (no dropout) under no_grad, with the KV cache on (gradient checkpointing turns
@@ -67,6 +69,15 @@ def _before_first_answer(messages) -> list[dict]:
             break
         out.append(m)
     return out
+
+
+def sharded(args) -> bool:
+    """Whether FSDP or DeepSpeed split the weights across processes (from the training
+    arguments, or the variables `accelerate launch` sets from its config file)."""
+    import os
+    flags = ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")
+    return bool(getattr(args, "fsdp", None) or getattr(args, "deepspeed", None)
+                or any(os.environ.get(f, "").lower() in ("1", "true") for f in flags))
 
 
 @contextlib.contextmanager
@@ -136,6 +147,10 @@ def make_callback(preset: Preset, run: Path, tokenizer, eval_rows, log):
             self.watch = watch
 
         def on_train_begin(self, args, state, control, **kw):
+            if self.watch and sharded(args):
+                self.watch = []
+                log("note: no sample timeline with FSDP or DeepSpeed: the weights are "
+                    "split across the processes, so one process cannot answer alone")
             # a resume redoes the steps after its checkpoint: their lines go
             if is_main_process() and (Path(run) / runs.SAMPLES_FILE).exists():
                 runs.trim_metrics(run, state.global_step, runs.SAMPLES_FILE)
