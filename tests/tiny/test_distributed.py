@@ -1,6 +1,7 @@
 """Several training processes (issue 12 item 1) on the tiny model: torchrun with 2 CPU
-processes (gloo), stop and resume, the accelerate launcher with a CPU config, and the
-accelerate configs shipped in presets/accelerate/ (checked, not run: they need GPUs)."""
+processes (gloo), stopped, then resumed with 2 processes under the accelerate launcher with
+a CPU config; and the accelerate configs shipped in presets/accelerate/ (checked, not run:
+they need GPUs)."""
 
 import threading
 import time
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench import paths, runs, train
+from workbench import paths, presets, runs, train
 from workbench.config import Preset
 from workbench.errors import WorkbenchError
 from workbench.train import distributed, dryrun, memory
@@ -38,6 +39,8 @@ def only_rank0_wrote(run: Path) -> None:
 
 
 def test_two_processes_stop_resume_and_match_one_process(tiny_model_dir):
+    """torchrun: 2 processes, stopped; resumed with 2 processes under accelerate (a CPU
+    config file) to the end. One test, so the suite pays for two launches, not three."""
     # one process, global batch 2: the reference loss at the first logged step
     one = runs.create(tiny(tiny_model_dir, "train.batch_size=2", "train.max_steps=1"), "one")
     assert train.train(one)["state"] == "completed"
@@ -45,8 +48,9 @@ def test_two_processes_stop_resume_and_match_one_process(tiny_model_dir):
     reference = loss_rows(one)[0]["loss"]
 
     # two processes of batch 1 (the same global batch), stopped after a step or two
-    run = runs.create(tiny(tiny_model_dir, "train.batch_size=1", "train.max_steps=8",
-                           "distributed.processes=2"), "ddp")
+    preset = tiny(tiny_model_dir, "train.batch_size=1", "train.max_steps=8",
+                  "distributed.processes=2")
+    run = runs.create(preset, "ddp")
     result = {}
     worker = threading.Thread(target=lambda: result.update(train.train(run)))
     worker.start()
@@ -67,31 +71,21 @@ def test_two_processes_stop_resume_and_match_one_process(tiny_model_dir):
     assert first["step"] == 1
     assert abs(first["loss"] - reference) <= 0.05 * reference, (first["loss"], reference)
 
-    # resumed with two processes, to the end
+    # resumed with two processes to the end, started by accelerate this time
+    (run / "preset.yaml").write_text(presets.to_yaml(preset.with_overrides([
+        "distributed.launcher=accelerate",
+        "distributed.accelerate_config=presets/accelerate/multi-cpu.yaml"])))
     final = train.train(run, resume=True)
     assert final["state"] == "completed", (run / "train.log").read_text()[-3000:]
     st = runs.status(run)
-    assert st["step"] == 8 and st["world_size"] == 2
+    assert st["step"] == 8 and st["world_size"] == 2 and st["launcher"] == "accelerate"
     assert [r["step"] for r in loss_rows(run)] == list(range(1, 9))
     only_rank0_wrote(run)
     log = (run / "train.log").read_text()
     assert "distributed: 2 processes on the CPU through torchrun (DDP, gloo)" in log
+    assert ("distributed: 2 processes on the CPU through accelerate launch (MULTI_GPU, "
+            "multi-cpu.yaml)") in log
     assert f"resuming from checkpoint-{stopped_at}" in log
-
-
-def test_accelerate_launcher_with_a_cpu_config(tiny_model_dir):
-    run = runs.create(tiny(tiny_model_dir, "train.batch_size=1", "train.max_steps=2",
-                           "distributed.processes=2", "distributed.launcher=accelerate",
-                           "distributed.accelerate_config=presets/accelerate/multi-cpu.yaml"),
-                      "acc")
-    final = train.train(run)
-    assert final["state"] == "completed", (run / "train.log").read_text()[-3000:]
-    st = runs.status(run)
-    assert st["world_size"] == 2 and st["launcher"] == "accelerate"
-    assert [r["step"] for r in loss_rows(run)] == [1, 2]
-    only_rank0_wrote(run)
-    assert "through accelerate launch (MULTI_GPU, multi-cpu.yaml)" in (
-        run / "train.log").read_text()
 
 
 # -- checked before anything starts (no processes) -------------------------------------
