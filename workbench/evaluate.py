@@ -43,7 +43,8 @@ from datetime import datetime
 from pathlib import Path
 
 from workbench import fsio, paths, runs
-from workbench.errors import DataError, RunError, WorkbenchError, describe, plain
+from workbench.errors import (DataError, RunError, WorkbenchError, describe, path_text,
+                              plain)
 
 __all__ = ["PromptItem", "DEFAULT_PROMPTS", "MAX_NEW_TOKENS", "read_prompts", "normalise",
            "matches", "generate_answers", "general_items", "evaluate", "save_report"]
@@ -73,14 +74,14 @@ def read_prompts(path: str | Path | None = None) -> list[PromptItem]:
     spec = str(path) if path is not None else str(DEFAULT_PROMPTS)
     items: list[PromptItem] = []
     for name, real in files.resolve_files(spec):
-        shown_name = plain(name, 80)
+        shown_name = path_text(name)  # a long path keeps its end: the file name
         for where, raw in files.read_rows(real, name):
             items.append(_prompt_item(raw, f"{shown_name}: {where}", real.suffix.lower()))
             if len(items) > MAX_PROMPTS:
                 raise DataError(f"{shown_name}: more than {MAX_PROMPTS} prompts; "
                                 "evaluate a smaller set")
     if not items:
-        raise DataError(f"{plain(spec, 80)}: no prompts (expected rows with a \"prompt\")")
+        raise DataError(f"{path_text(spec)}: no prompts (expected rows with a \"prompt\")")
     return items
 
 
@@ -344,6 +345,6 @@ def save_report(report: dict, folders: list[Path]) -> list[str]:
         try:
             fsio.atomic_write(path, text + "\n")
         except OSError as exc:
-            raise RunError(f"cannot save the report to {plain(str(path), 80)}: "
+            raise RunError(f"cannot save the report to {path_text(path)}: "
                            f"{describe(exc)}") from None
     return report["saved"]
