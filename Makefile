@@ -16,8 +16,12 @@ ARGS ?=
 run: setup
 	$(PY) launch.py $(ARGS)
 
+# two workers, whole files each: the suite waits on browsers, servers and child processes
+# as much as it computes, so two overlap well on a 2-core machine (PYTEST_ARGS= for one)
+PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
+
 test: setup setup-dev browser
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS) $(ARGS)
 
 setup: $(REQ_STAMP) $(MODEL_STAMP)
 

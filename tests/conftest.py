@@ -12,6 +12,8 @@ Treat the session-scoped folders as read-only: copy them before changing anythin
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -20,6 +22,14 @@ from pathlib import Path
 import pytest
 
 from tests.tiny import make_tiny_model
+
+# Parallel workers (make test: pytest -n 2) share the cores: each worker, and every process
+# it starts (training children, the app), computes on its share. Two OpenMP teams of two
+# threads on two cores wait on each other's descheduled threads: a 2-minute training took
+# over 9 minutes that way.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))
 
 
 @pytest.fixture(autouse=True)
@@ -64,14 +74,26 @@ def embedded_model_dir(request, tmp_path_factory) -> Path:
         root = Path(cache.mkdir("workbench-embedded"))
         key = _embedded_cache_key()
         for old in root.iterdir():  # imports made by older code: 540 MB each, drop them
-            if old.name != key:
+            if old.name != key and not old.name.startswith("."):
                 shutil.rmtree(old, ignore_errors=True)
         home = root / key
     else:
         home = tmp_path_factory.mktemp("embedded-home")
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, _held(home.parent / f".{home.name}.lock"):
+        # parallel workers (pytest -n) share the cache: one imports, the others wait
         mp.setenv("WORKBENCH_HOME", str(home))
         return models.resolve(models.EMBEDDED)
+
+
+@contextlib.contextmanager
+def _held(lock_path: Path):
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @pytest.fixture
@@ -88,3 +110,18 @@ def embedded_home(_workbench_home, embedded_model_dir) -> Path:
         if not link.exists():
             os.symlink(target, link, target_is_directory=True)
     return _workbench_home
+
+
+# The longest files first: with two workers (make test: pytest -n 2 --dist loadfile) a long
+# file started last would run alone at the end. Sequential runs are not affected.
+SLOW_FIRST = ("tests/browser/test_ui_browser.py", "tests/e2e/test_cpu_demo.py",
+              "tests/e2e/test_export_embedded.py", "tests/tiny/test_distributed.py",
+              "tests/browser/test_first_run.py", "tests/tiny/test_export.py",
+              "tests/browser/test_chat_eval.py", "tests/tiny/test_samples.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        path = item.nodeid.split("::")[0]
+        return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
+    items.sort(key=rank)  # stable: the rest keep their order
