@@ -16,7 +16,7 @@ import pytest
 
 from tests.browser import test_ui_browser as ui
 from workbench import presets, runs
-from workbench.ui.i18n import GRADIO_TEXT, text
+from workbench.ui.i18n import GRADIO_TEXT, HEADER_TEXT, text
 
 pytestmark = pytest.mark.browser
 SHOTS = ui.ROOT / "test-artifacts" / "language"
@@ -72,6 +72,15 @@ def assert_tab_names(page, lang: str) -> None:
     assert tab_names(page) == want
 
 
+def assert_preview_headers(page, lang: str) -> None:
+    """The Dataset preview's columns (the conversation's roles) in `lang`."""
+    want = [HEADER_TEXT[f"header.{role}"][lang] for role in ("user", "assistant")]
+    page.wait_for_function(
+        "(want) => { const shown = [...document.querySelectorAll('#dataset-preview th')]"
+        ".map(th => th.innerText.trim()); return want.every(w => shown.includes(w)); }",
+        arg=want, timeout=10_000)
+
+
 def assert_charts(page, lang: str) -> None:
     """The charts' titles, axis titles and legends in `lang` (the charts have drawn
     lines)."""
@@ -123,6 +132,7 @@ def _walk(url, page):
         "(want) => { const shown = [...document.querySelectorAll("
         "'#dataset-histogram .role-axis-title text')].map(t => t.textContent);"
         " return want.every(w => shown.includes(w)); }", arg=want, timeout=10_000)
+    assert_preview_headers(page, "zh")  # the sample's roles, drawn as data
     page.wait_for_timeout(300)
     page.screenshot(path=str(SHOTS / "landing-zh.png"), full_page=True)
 
@@ -161,3 +171,4 @@ def _walk(url, page):
     assert_chosen(page, "en")
     assert page.evaluate("localStorage.getItem('workbench-lang')") == "en"
     assert "Drop File Here" in page.locator("#dataset-upload").inner_text()
+    assert_preview_headers(page, "en")

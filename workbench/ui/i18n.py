@@ -749,6 +749,18 @@ GRADIO_TEXT: dict[str, dict[str, str]] = {
 }
 
 
+# Column names that are data (a conversation's roles, in the Dataset preview): the table
+# draws them as they come; the page script shows them in the page's language, in place,
+# in tables with the class HEADER_CLASS.
+HEADER_TEXT: dict[str, dict[str, str]] = {
+    "header.user": {"en": "user", "zh": "用户"},
+    "header.assistant": {"en": "assistant", "zh": "助手"},
+    "header.system": {"en": "system", "zh": "系统"},
+    "header.text": {"en": "text", "zh": "文本"},
+}
+HEADER_CLASS = "wb-role-headers"
+
+
 def language_switch_html() -> str:
     """Two choices, English | 中文, for a gr.HTML at the top of the page (the page script
     handles the clicks and marks the current one)."""
@@ -791,6 +803,7 @@ _SCRIPT = r"""
 (() => {
   const T = __TABLE__;
   const GR = __GRADIO_TEXT__;
+  const HD = __HEADER_TEXT__;
   const CORE = __CORE__;
   const KEY = __KEY__;
   const LOCALE = __LOCALE__;
@@ -869,6 +882,9 @@ _SCRIPT = r"""
     // Gradio's own words that a component renders once (the upload box)
     document.querySelectorAll('[data-testid="upload-text"]').forEach(
       (b) => textNodes(b).forEach((n) => swap(n, GR, Object.keys(GR))));
+    // column names that are data (roles): in place, so the table can still redraw them
+    document.querySelectorAll(".__HEADER_CLASS__ th").forEach(
+      (b) => textNodes(b).forEach((n) => swap(n, HD, Object.keys(HD))));
     const current = wanted || lang();
     document.querySelectorAll("[data-wb-lang]").forEach((b) => {
       const on = String(b.dataset.wbLang === current);
@@ -1031,6 +1047,8 @@ def page_head() -> str:
     tbl = {k: {"en": v["en"], "zh": v["zh"]} for k, v in table().items()}
     script = (_SCRIPT.replace("__TABLE__", js(tbl))
               .replace("__GRADIO_TEXT__", js(GRADIO_TEXT))
+              .replace("__HEADER_TEXT__", js(HEADER_TEXT))
+              .replace("__HEADER_CLASS__", HEADER_CLASS)
               .replace("__CORE__", js(gradio_core_asset()))
               .replace("__KEY__", js(STORAGE_KEY))
               .replace("__LOCALE__", js(GRADIO_LOCALE)))

@@ -31,7 +31,7 @@ import pandas as pd
 from workbench import paths
 from workbench.config import COLUMN_ROLES
 from workbench.ui import widgets
-from workbench.ui.i18n import m, t
+from workbench.ui.i18n import HEADER_CLASS, m, t
 from workbench.ui.tabs.dataset_analysis import (  # noqa: F401 - handlers wired here
     ANALYSIS_OUTPUTS, FITS, HIGHLIGHT_COLORS, OVER, analyse, auto_analyse, empty_histogram,
     error_html, histogram_frame, render, rerender, suggestion, view)
@@ -156,7 +156,8 @@ def build(ctx) -> DatasetTab:
                                           size="md", elem_id="dataset-placeholder-apply")
     summary = gr.Markdown(elem_id="dataset-summary")
     preview = gr.Dataframe(preview_frame([]), label=t("dataset.preview"), interactive=False,
-                           wrap=True, max_height=420, elem_id="dataset-preview")
+                           wrap=True, max_height=420, elem_id="dataset-preview",
+                           elem_classes=[HEADER_CLASS])  # role names in the page's language
 
     gr.Markdown(f"### {m('dataset.tokens_heading')}")
     with gr.Row(elem_classes=["wb-actions"]):
