@@ -23,7 +23,7 @@ SHOTS = ui.ROOT / "test-artifacts" / "language"
 TABS = ["dataset", "quantization", "lora", "training", "merge", "chat"]
 # each chart: its title (a t() label) and its axis titles (m() markers in the SVG)
 # chart: (title, y axis title, legend entries)
-CHARTS = {"train-plot-loss": ("train.loss_plot", "train.loss_plot",
+CHARTS = {"train-plot-loss": ("train.loss_plot_legend", "train.loss_plot",
                               ("series.loss", "series.eval_loss")),
           "train-plot-learning-rate": ("train.lr_plot", "train.lr_plot", ())}
 

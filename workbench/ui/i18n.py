@@ -202,6 +202,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "train.runs": {"en": "Runs", "zh": "运行记录"},
     "train.progress": {"en": "Progress", "zh": "进度"},
     "train.loss_plot": {"en": "Loss", "zh": "损失"},
+    "train.loss_plot_legend": {"en": "Loss · blue: training, orange: eval",
+                               "zh": "损失 · 蓝：训练，橙：验证"},
     "train.lr_plot": {"en": "Learning rate", "zh": "学习率"},
     "train.log": {"en": "Log (last lines)", "zh": "日志（最后几行）"},
     "train.step": {"en": "Step", "zh": "步"},

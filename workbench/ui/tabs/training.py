@@ -104,13 +104,15 @@ def build(ctx) -> TrainingTab:
         plots = {
             "loss": gr.LinePlot(None, x="step", y="value", color="series",
                                 color_map=LOSS_COLORS, color_title=" ",
-                                label=t("train.loss_plot"), x_title=m("train.step"),
-                                y_title=m("train.loss_plot"), height=240, scale=3,
+                                # the legend falls below a plot of fixed height (Gradio
+                                # 6.31): the title names the colours
+                                label=t("train.loss_plot_legend"), x_title=m("train.step"),
+                                y_title=m("train.loss_plot"), height=300, scale=3,
                                 elem_id="train-plot-loss"),
             "learning_rate": gr.LinePlot(None, x="step", y="learning_rate",
                                          label=t("train.lr_plot"), x_title=m("train.step"),
                                          y_title=m("train.lr_plot"), y_axis_format=".1e",
-                                         height=240, scale=2,
+                                         height=300, scale=2,
                                          elem_id="train-plot-learning-rate")}
     log = gr.Textbox(label=t("train.log"), lines=8, max_lines=LOG_LINES + 10,
                      interactive=False, autoscroll=True, elem_id="train-log",
