@@ -197,6 +197,16 @@ def resolve_compute_dtype(requested: str = "auto", *, cpu: CpuInfo | None = None
 
 # -- the measured probe, cached per machine -----------------------------------------------
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ('' where there is none, e.g. not Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return next((line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name")), "")
+    except OSError:
+        return ""
+
+
 def _probe_key() -> str:
     """The CPU model, torch version and thread setting (without importing torch)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -204,14 +214,7 @@ def _probe_key() -> str:
         torch_version = version("torch")
     except PackageNotFoundError:
         torch_version = "?"
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f
-                          if line.startswith("model name")), "")
-    except OSError:
-        pass
-    return "|".join([platform.machine(), model, torch_version, cpu_info().label,
+    return "|".join([platform.machine(), cpu_model(), torch_version, cpu_info().label,
                      str(os.cpu_count()), os.environ.get("OMP_NUM_THREADS", "")])
 
 

@@ -137,17 +137,11 @@ def environment(run: Path) -> dict:
             versions[name] = None
     cuda = torch.cuda.is_available()
     st = runs.status(run)
-    cpu_model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            cpu_model = next((line.split(":", 1)[1].strip() for line in fh
-                              if line.startswith("model name")), "")
-    except OSError:
-        pass
+    from workbench.hardware import cpu_model
     return {"python": platform.python_version(), "platform": platform.platform(),
             "machine": platform.machine(), "packages": versions,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu_model": cpu_model or None, "cpu_count": os.cpu_count(),
+            "cpu_model": cpu_model() or None, "cpu_count": os.cpu_count(),
             "gpu": torch.cuda.get_device_name(0) if cuda else None,
             "gpu_count": torch.cuda.device_count() if cuda else 0,
             "cuda": torch.version.cuda, "world_size": int(st.get("world_size") or 1),
