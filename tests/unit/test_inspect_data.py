@@ -131,6 +131,18 @@ def test_truncation_counts_lost_tokens_and_fully_masked_rows(tmp_path, tok):
     assert info["trained_tokens_lost"] == lost_long_answer + (full_lp - p_prompt)
 
 
+def test_longest_sequence_is_the_longest_row_cut_at_max_length(tmp_path, tok):
+    """What the memory estimate uses for the padded length once the data is analysed."""
+    rows = [qa(i, "ok " * i) for i in range(1, 21)]
+    path = jsonl(tmp_path / "t.jsonl", rows)
+    stats = inspect_data.stats(preset(path), tokenizer=tok)
+    longest = stats.summary()["tokens"]["max"]
+    assert stats.longest_sequence(512) == longest < 512
+    assert stats.longest_sequence(longest - 5) == longest - 5
+    packed = inspect_data.stats(preset(path, **{"train.packing": True}), tokenizer=tok)
+    assert packed.longest_sequence(512) == 512  # packing fills every sequence
+
+
 def test_suggested_max_length_rounds_up_to_16():
     import numpy as np
     lengths = np.array(list(range(1, 101)), dtype=np.int32)  # 95% of rows are <= 95

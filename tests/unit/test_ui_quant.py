@@ -104,6 +104,33 @@ def test_fit_line_says_when_it_does_not_fit(monkeypatch):
     assert "✗ QLoRA" in fits and "gradient checkpointing" in fits
 
 
+def test_analysed_data_sets_the_length_and_the_line_says_so(monkeypatch, tmp_path):
+    """Issue 9: with the Dataset tab's analysis, the activations are sized for the data's
+    longest batch, not max_length (cpu-demo's rows are far shorter than 512)."""
+    from transformers import AutoTokenizer
+    from workbench.train import preview as inspect_data
+    from tests.unit.test_inspect_data import TOKENIZER_DIR
+    rows = [{"instruction": f"Question {i}?", "output": "ok " * i} for i in range(1, 11)]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    stats = inspect_data.stats(presets.load("cpu-demo").with_overrides({"data.path": str(path)}),
+                               tokenizer=AutoTokenizer.from_pretrained(TOKENIZER_DIR))
+    longest = stats.summary()["tokens"]["max"]
+    monkeypatch.setattr(memory, "device_memory", lambda: PLENTY)
+    values = est_values("llama-7b")
+    chart, fits = quant_tab.update_estimate_for_data(None, stats, *values)
+    assert f"length **{longest}** tokens" in render(fits) and "longest batch" in render(fits)
+    assert f"长度 **{longest}** 个 token" in render(fits, "zh")
+    plain, plain_fits = quant_tab.update_estimate(None, *values)
+    assert "analyse the data" in render(plain_fits)
+    chosen = "QLoRA nf4 + DQ ★"
+    assert totals(chart)[chosen] < totals(plain)[chosen]  # fewer activations
+    preset = quant_tab.estimate_preset(dict(zip(quant_tab.ESTIMATE_KEYS, values)))
+    want = memory.estimate_for_preset(preset, shape=memory.shape_for("llama-7b"),
+                                      method="qlora", seq_len=longest)
+    assert totals(chart)[chosen] == pytest.approx(want.total_bytes / 1e9, abs=1e-3)
+
+
 def test_bad_values_show_beside_the_chart_not_as_a_crash(monkeypatch, tmp_path):
     chart, fits = quant_tab.update_estimate(None, *est_values("llama-7b", **{"lora.r": 0}))
     assert chart == gr.skip() and "lora.r" in fits and fits.startswith("⚠")

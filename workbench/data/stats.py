@@ -208,6 +208,15 @@ class DataStats:
         rows = np.flatnonzero(self.used).astype(np.int32)
         return rows, self.row_len[rows], np.zeros(len(rows), dtype=np.int32)
 
+    def longest_sequence(self, max_length: int | None = None) -> int:
+        """The longest padded batch length training will see: a batch pads to its longest
+        sequence, cut at max_length; packing fills every sequence to max_length."""
+        L = int(max_length or self.max_length)
+        _, lengths, _ = self.sequences(L)
+        if self.packing or not len(lengths):
+            return L
+        return int(min(int(lengths.max()), L))
+
     def summary(self, max_length: int | None = None) -> dict:
         """Everything `data inspect --json` prints, at `max_length` (default: the preset's)."""
         import numpy as np

@@ -66,6 +66,9 @@ class Ctx:
     initial_name: str = ""
     fields: dict = field(default_factory=dict)
     start_here: gr.HTML | None = None  # the "start here" strip; the Training view redraws it
+    # the Dataset tab's analysis and its status line: the memory estimate uses its lengths
+    data_stats: gr.State | None = None
+    data_status: gr.Markdown | None = None
 
     def field(self, dotted: str, **overrides):
         """Build the widget of a Preset field, showing the initial preset's value."""

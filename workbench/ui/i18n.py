@@ -605,9 +605,18 @@ MESSAGES: dict[str, dict[str, str]] = {
     "qmem.fits": {"en": "fits", "zh": "放得下"},
     "qmem.for_batch": {"en": "For batch", "zh": "按批大小"},
     "qmem.for_length": {"en": "length", "zh": "长度"},
-    "qmem.for_tokens": {"en": "tokens (the Training tab's batch size and max length; the "
-                              "activations grow with both).",
-                        "zh": "个 token 计算（训练页的批大小和最大长度；激活值随两者增长）。"},
+    "qmem.for_tokens": {"en": "tokens: the activations grow with both.",
+                        "zh": "个 token 计算：激活值随两者增长。"},
+    "qmem.len_max": {"en": "The length is the Training tab's max length; analyse the data "
+                           "on the Dataset tab to use its real, usually shorter, padded "
+                           "length.",
+                     "zh": "长度取训练页的最大长度；在数据集页分析数据后，改用数据真实的"
+                           "（通常更短的）填充长度。"},
+    "qmem.len_data": {"en": "The length is the analysed data's longest batch (a batch pads "
+                            "to its longest row, cut at the Training tab's max length",
+                      "zh": "长度取已分析数据中最长的一批（每批填充到其最长的一行，"
+                            "并在训练页的最大长度"},
+    "qmem.len_data_end": {"en": ").", "zh": " 处截断）。"},
     "qmem.no_fit": {"en": "does not fit", "zh": "放不下"},
     "qmem.advice": {"en": "Your settings do not fit. Try a smaller batch size or maximum "
                           "length, turn on gradient checkpointing, or choose nf4.",

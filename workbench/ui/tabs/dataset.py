@@ -194,6 +194,7 @@ def build(ctx) -> DatasetTab:
                                   show_legend=True, show_inline_category=False,
                                   combine_adjacent=False, elem_id="dataset-rendered")
     stats = gr.State(None)
+    ctx.data_stats, ctx.data_status = stats, status
     tab = DatasetTab(path, upload, summary, preview,
                      [path, fmt, columns, placeholders, max_samples, seed], columns, mapping,
                      roles, placeholders, placeholder_table, placeholder_apply, analyse,

@@ -58,14 +58,28 @@ def estimate_preset(values: dict) -> Preset:
                                             for s, v in sections.items()})
 
 
-def estimates(preset: Preset, shape: memory.ModelShape, device: str | None = None) -> list:
+def estimates(preset: Preset, shape: memory.ModelShape, device: str | None = None,
+              seq_len: int | None = None) -> list:
     """[(method, Estimate, is the chosen one)] for full, LoRA and the quantised method
-    (int8 when chosen, else QLoRA with the chosen 4-bit type)."""
+    (int8 when chosen, else QLoRA with the chosen 4-bit type). seq_len: the padded length
+    of the longest batch when the data has been analysed, else train.max_length."""
     mode = preset.quantization.mode
     chosen = memory.METHOD_OF_MODE[mode]
     methods = ["full", "lora", "int8" if mode == "int8" else "qlora"]
-    return [(meth, memory.estimate_for_preset(preset, shape=shape, method=meth, device=device),
+    return [(meth, memory.estimate_for_preset(preset, shape=shape, method=meth, device=device,
+                                              seq_len=seq_len),
              meth == chosen) for meth in methods]
+
+
+def data_length(stats, max_length) -> int | None:
+    """The longest padded batch of the analysed data (the Dataset tab's pass), or None
+    when the data has not been analysed: the estimate then assumes max_length."""
+    if stats is None or not hasattr(stats, "longest_sequence"):
+        return None
+    try:
+        return stats.longest_sequence(int(max_length))
+    except (TypeError, ValueError):  # an emptied max_length box while typing
+        return None
 
 
 def method_label(method: str, settings: dict, chosen: bool, lang: str = "en") -> str:
@@ -117,16 +131,21 @@ def estimate_frame(rows: list, lang: str = "en") -> pd.DataFrame:
     return pd.DataFrame(out, columns=["method", "component", "GB"])
 
 
-def fits_markdown(rows: list, device: tuple[str, int, int]) -> str:
-    """Where training would run, how much is free, and whether each method fits."""
+def fits_markdown(rows: list, device: tuple[str, int, int], from_data: bool = False,
+                  max_length: int | None = None) -> str:
+    """Where training would run, how much is free, and whether each method fits.
+    from_data: the length is the analysed data's longest padded batch (max_length the
+    Training tab's), not max_length itself."""
     kind, total, free = device
     where = m("qmem.gpu") if kind == "gpu" else m("qmem.ram")
     first = rows[0][1].settings
+    # what the bars assume: activations grow with both, and which length it is
+    length_note = (f"{m('qmem.len_data')} {max_length}{m('qmem.len_data_end')}" if from_data
+                   else m("qmem.len_max"))
     lines = [f"**{where}**: {fmt_bytes(free)} {m('qmem.free')} "
              f"({fmt_bytes(total)} {m('qmem.total')})", "",
-             # what the bars assume: activations grow with both
              f"{m('qmem.for_batch')} **{first['batch_size']}** × {m('qmem.for_length')} "
-             f"**{first['seq_len']}** {m('qmem.for_tokens')}", ""]
+             f"**{first['seq_len']}** {m('qmem.for_tokens')} {length_note}", ""]
     for meth, est, chosen in rows:
         ok = est.total_bytes <= free
         line = (f"{'✓' if ok else '✗'} {m('qmem.method.' + meth)}: {m('qmem.needs')} "
@@ -141,15 +160,24 @@ def fits_markdown(rows: list, device: tuple[str, int, int]) -> str:
 
 
 def update_estimate(request: gr.Request | None, *values):
-    """(chart, fit line) for the current settings (`values` in ESTIMATE_KEYS order); a
+    """(chart, fit line) for the current settings (`values` in ESTIMATE_KEYS order),
+    assuming batches of train.max_length tokens."""
+    return update_estimate_for_data(request, None, *values)
+
+
+def update_estimate_for_data(request: gr.Request | None, stats, *values):
+    """(chart, fit line) for the current settings (`values` in ESTIMATE_KEYS order) and,
+    when the Dataset tab has analysed the data (`stats`), its real padded length; a
     problem (an unreadable model, a value out of range while typing) shows in the line,
     the chart keeps its last bars. Gradio fills `request` (leading positional parameters
     are the only ones it fills)."""
     try:
         preset = estimate_preset(dict(zip(ESTIMATE_KEYS, values)))
-        rows = estimates(preset, model_shape(preset.model.name_or_path))
+        seq_len = data_length(stats, preset.train.max_length)
+        rows = estimates(preset, model_shape(preset.model.name_or_path), seq_len=seq_len)
         lang = lang_of(request)
-        return estimate_frame(rows, lang), fits_markdown(rows, memory.device_memory())
+        return estimate_frame(rows, lang), fits_markdown(
+            rows, memory.device_memory(), seq_len is not None, preset.train.max_length)
     except Exception as exc:  # noqa: BLE001 - shown beside the chart, never a toast storm
         if not isinstance(exc, (ModelError, ValueError)) and "Preset" not in type(exc).__name__:
             widgets.log.error("memory estimate failed", exc_info=True)

@@ -35,7 +35,8 @@ from workbench.ui.tabs.memory_chart import (COMPONENTS, ESTIMATE_KEYS, color_map
                                             estimate_frame,
                                             estimate_preset, estimates, fits_markdown,
                                             initial_frame, lang_of, method_label,
-                                            method_order, model_shape, update_estimate)
+                                            method_order, model_shape, update_estimate,
+                                            update_estimate_for_data)
 
 MEASURE_KEYS = ["model.name_or_path", "model.trust_remote_code", "quantization.mode",
                 "quantization.double_quant", "quantization.compute_dtype",
@@ -138,7 +139,10 @@ def wire(ctx, tab: QuantizationTab, demo: gr.Blocks) -> None:
     est_inputs = [ctx.fields[k] for k in ESTIMATE_KEYS]
     triggers = [demo.load] + [getattr(c, "input" if k == "lora.target_modules" else "change")
                               for k, c in zip(ESTIMATE_KEYS, est_inputs)]
-    gr.on(triggers, update_estimate, est_inputs, [tab.chart, tab.fits],
+    # a finished (or cleared) analysis of the data: its real padded length
+    triggers.append(ctx.data_status.change)
+    gr.on(triggers, update_estimate_for_data, [ctx.data_stats, *est_inputs],
+          [tab.chart, tab.fits],
           api_visibility="private", concurrency_id="estimate", concurrency_limit=1,
           show_progress="hidden", trigger_mode="always_last")
     widgets.on(tab.compare.click, compare_quantizations, [tab.perplexity, *ctx.field_list()],
