@@ -32,3 +32,18 @@ def test_dryrun_cli_json(tiny_model_dir, tmp_path, capsys):
     assert res["full_run_steps"] == 7 and res["steps"] == 2
     assert cli.main(["dryrun", str(preset), "--steps", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_dryrun_text_names_the_world_size(tiny_model_dir, tmp_path, capsys):
+    """Issue 12: a dry run measures one process; with distributed.processes N the text says
+    the figures are per process, as the JSON's world_size / per_process do."""
+    preset = tmp_path / "p.yaml"
+    preset.write_text(f"model: {{name_or_path: '{tiny_model_dir}'}}\n"
+                      "train: {batch_size: 2, max_length: 64, max_steps: 8}\n")
+    args = ["dryrun", str(preset), "--steps", "2"]
+    assert cli.main(args + ["--set", "distributed.processes=2"]) == 0
+    out = capsys.readouterr().out
+    assert "processes          2 (distributed.processes)" in out and "per process" in out
+    assert "reads 2 batches a step" in out
+    assert cli.main(args) == 0
+    assert "(distributed.processes)" not in capsys.readouterr().out

@@ -29,6 +29,10 @@ def cmd_dryrun(args) -> int:
           f"  FLOP utilisation   {mfu}\n"
           f"  whole run          {res['full_run_steps']} steps, about "
           f"{res['eta_seconds'] / 60:.1f} min")
+    world = res.get("world_size") or 1
+    if world > 1:  # measured in one process: what each of the run's processes needs
+        print(f"  processes          {world} (distributed.processes): the figures above are "
+              f"per process; the whole run reads {world} batches a step")
     return 0
 
 
