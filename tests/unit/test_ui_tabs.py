@@ -461,3 +461,20 @@ def test_delete_is_off_for_built_in_presets_and_a_cancel_changes_nothing():
     assert "mine2" in presets.user_names()
     js = app.confirm_delete_js()
     assert "confirm(" in js and "删除你的预设" in js and "Delete your preset" in js
+
+
+def test_poll_redraws_only_when_a_run_file_changed(monkeypatch):
+    """Issue 9: each Training-tab tick only stats the run folders; the view (13 components
+    and two plots) is redrawn only when a status, metrics, log or samples file changed."""
+    from workbench.ui.tabs import training_view
+    monkeypatch.setattr(training_view, "CLOCK_SECONDS", 10**9)  # no clock tick in the test
+    run = make_run(name="live-20250101-120000", state="running", step=3, max_steps=10)
+    first = training_view.folder_stamp(None, None)
+    assert isinstance(first, list)
+    assert training_view.folder_stamp(None, first) == gr.skip()  # nothing changed
+    with open(run / "metrics.jsonl", "a") as fh:  # a new step's metrics line
+        fh.write(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    second = training_view.folder_stamp(None, first)
+    assert isinstance(second, list) and second != first
+    make_run(name="other-20250101-130000")  # a new run folder changes it too
+    assert training_view.folder_stamp(None, second) != gr.skip()

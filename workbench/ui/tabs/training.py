@@ -25,8 +25,8 @@ from workbench.presets import check_name
 from workbench.ui import guide, shared, widgets
 from workbench.ui.i18n import m, t, text
 from workbench.ui.tabs import training_samples
-from workbench.ui.tabs.training_view import (action_note, progress_html, readable_log,
-                                             runs_markdown)
+from workbench.ui.tabs.training_view import (action_note, folder_stamp, progress_html,
+                                             readable_log, runs_markdown)
 
 POLL_SECONDS = 2.0
 DRY_RUN_STEPS = 5
@@ -137,8 +137,11 @@ def build(ctx) -> TrainingTab:
 
     # polling and picking a run only read the run folders: cheap, no queue limit
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
-    timer.tick(view, [run, shown], tab.view_outputs, **read_kw)
-    training_samples.wire(samples_box, samples_shown, timer, run)
+    # each tick only stats the run folders; the view is redrawn when a file changed
+    stamp = gr.State(None)
+    timer.tick(folder_stamp, [run, stamp], [stamp], **read_kw)
+    stamp.change(view, [run, shown], tab.view_outputs, **read_kw)
+    training_samples.wire(samples_box, samples_shown, stamp.change, run)
     run.input(view, [run, gr.State(None)], tab.view_outputs, **read_kw)
     widgets.on(stop.click, stop_run, [run], [notice], notice)
     widgets.on(resume.click, resume_run, [run], [run, notice], notice)

@@ -34,9 +34,10 @@ def build() -> tuple[gr.HTML, gr.State]:
     return (gr.HTML(timeline_html([]), elem_id="train-samples"), gr.State(None))
 
 
-def wire(box: gr.HTML, shown: gr.State, timer: gr.Timer, run: gr.Dropdown) -> None:
+def wire(box: gr.HTML, shown: gr.State, changed, run: gr.Dropdown) -> None:
+    """`changed`: the event of a run folder changing (the Training tab's poll)."""
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
-    timer.tick(refresh, [run, shown], [box, shown], **read_kw)
+    changed(refresh, [run, shown], [box, shown], **read_kw)
     run.change(refresh, [run, gr.State(None)], [box, shown], **read_kw)
 
 

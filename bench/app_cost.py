@@ -1,0 +1,190 @@
+"""What the app costs a training run (issue 9, item 3): the same short cpu-demo job
+(a) headless, `launch.py train`, and (b) started from the app's Training tab in headless
+Chromium, with the tab left open on the progress view until it ends.
+
+    .venv/bin/python bench/app_cost.py [--steps 16] [--repeats 2]
+
+Both runs use WORKBENCH_HOME (default ~/.workbench, which must already hold the imported
+embedded model; one warm-up run fills the quantised-weight cache). Settings in both:
+cpu-demo with train.max_steps=STEPS and no evaluation or sample timeline inside the window
+(eval_steps past the end); logging every 5 steps as cpu-demo does. s/step comes from
+metrics.jsonl's `elapsed_s`: (last logged - second logged) / the steps between (the first
+line, step 1, carries the start-up).
+Runs alternate, headless then app, so a change in background load spreads over both.
+While the app run trains, the CPU time of the app server and of every Chromium process is
+summed (psutil) and reported as a share of one core.
+
+Needs the playwright package and /usr/bin/chromium (see tests/browser).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def settings(steps: int, logging_steps: int = 5) -> dict:
+    return {"train.max_steps": steps, "train.logging_steps": logging_steps,
+            "train.eval_steps": 10_000, "train.save_steps": 10_000}
+
+
+def home() -> Path:
+    return Path(os.environ.get("WORKBENCH_HOME") or "~/.workbench").expanduser()
+
+
+def seconds_per_step(run: Path) -> tuple[float, int]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+            if line.strip()]
+    times = {r["step"]: r["elapsed_s"] for r in rows if "loss" in r and "elapsed_s" in r}
+    steps = sorted(times)[1:]  # from the first logged step on: start-up left out
+    return (times[steps[-1]] - times[steps[0]]) / (steps[-1] - steps[0]), steps[-1] - steps[0]
+
+
+def newest_run(prefix: str) -> Path:
+    runs = sorted((home() / "runs").glob(f"{prefix}-*"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise SystemExit(f"no run folder {prefix}-* in {home() / 'runs'}")
+    return runs[-1]
+
+
+def headless(steps: int, name: str) -> dict:
+    cmd = [sys.executable, "launch.py", "train", "cpu-demo", "--name", name]
+    for k, v in settings(steps).items():
+        cmd += ["--set", f"{k}={v}"]
+    started = time.monotonic()
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    per_step, n = seconds_per_step(newest_run(name))
+    return {"mode": "headless", "seconds_per_step": round(per_step, 3), "steps_timed": n,
+            "wall": round(time.monotonic() - started, 1)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def from_app(steps: int, name: str) -> dict:
+    from playwright.sync_api import sync_playwright
+    name = f"{name}{int(time.time())}"  # unique: the page must not match an older run
+    port = free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    server = subprocess.Popen([sys.executable, "launch.py", "ui", "--port", str(port)],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            page.locator("#preset-choose input").click()
+            page.get_by_role("option", name="cpu-demo · built-in").click()
+            page.get_by_role("tab", name="Training", exact=True).click()
+            for key, value in settings(steps).items():
+                box = page.locator(f"#f-{key.replace('.', '-').replace('_', '-')} input").first
+                box.fill(str(value))
+                box.press("Tab")
+            page.locator("#train-run-name textarea, #train-run-name input").first.fill(name)
+            started = time.monotonic()
+            page.locator("#train-start").click()
+            try:
+                page.wait_for_function(
+                    f"document.querySelector('#train-progress').innerText.includes('{name}-')",
+                    timeout=120_000, polling=1000)
+            except Exception:
+                page.screenshot(path=str(ROOT / "bench" / "results" / "app_cost_failure.png"),
+                                full_page=True)
+                raise
+            app_side = [psutil.Process(server.pid)]
+            browser_side = [c for c in psutil.process_iter(["name"])
+                            if "chrom" in (c.info["name"] or "").lower()]
+            before = cpu_seconds(app_side), cpu_seconds(browser_side)
+            t0 = time.monotonic()
+            page.wait_for_function(
+                "/completed|failed/.test(document.querySelector('#train-progress').innerText)",
+                timeout=1_800_000, polling=2000)
+            server_busy = cpu_seconds(app_side) - before[0]
+            browser_busy = cpu_seconds(browser_side) - before[1]
+            window = time.monotonic() - t0
+            progress = page.locator("#train-progress").inner_text()
+            browser.close()
+        if "completed" not in progress:
+            raise SystemExit(f"the app's run did not complete:\n{progress}")
+    finally:
+        server.terminate()
+        server.wait(20)
+    per_step, n = seconds_per_step(newest_run(name))
+    return {"mode": "app", "seconds_per_step": round(per_step, 3), "steps_timed": n,
+            "wall": round(time.monotonic() - started, 1),
+            "app_and_browser_core_share": round((server_busy + browser_busy) / window, 3),
+            "server_core_share": round(server_busy / window, 3),
+            "browser_core_share": round(browser_busy / window, 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    import torch
+    out = ROOT / "bench" / "results" / "app_cost.json"
+    out.parent.mkdir(exist_ok=True)
+    results = {"cpu": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
+               "steps": args.steps, "load_before": os.getloadavg()[0], "runs": []}
+    headless(3, "appcost-warmup")  # caches, not measured
+    for rep in range(args.repeats):
+        for fn, mode in ((headless, "headless"), (from_app, "app")):
+            r = fn(args.steps, f"appcost-{mode}")
+            r["repeat"] = rep
+            print(json.dumps(r), flush=True)
+            results["runs"].append(r)
+            out.write_text(json.dumps(results, indent=1))
+    med = {mode: statistics.median(r["seconds_per_step"] for r in results["runs"]
+                                   if r["mode"] == mode) for mode in ("headless", "app")}
+    share = statistics.median(r["app_and_browser_core_share"] for r in results["runs"]
+                              if r["mode"] == "app")
+    results["median"] = med
+    out.write_text(json.dumps(results, indent=1))
+    print(f"\nCPU {results['cpu']}, {results['cores']} cores; cpu-demo, {args.steps} steps, "
+          f"median of {args.repeats} runs each: headless {med['headless']:.2f} s/step, from "
+          f"the app {med['app']:.2f} s/step: app / headless = "
+          f"{med['app'] / med['headless']:.3f}; app server + Chromium used {share:.1%} of one "
+          f"core while it trained")
+
+
+if __name__ == "__main__":
+    main()
