@@ -153,19 +153,22 @@ def _short(key: str, value) -> str:
 # the files a run's view is drawn from; the poll redraws only when one of them changed
 WATCHED = ("status.json", "metrics.jsonl", "train.log", "samples.jsonl")
 CLOCK_SECONDS = 15  # elapsed / remaining times move on at least this often
+MIN_REDRAW_SECONDS = 8.0  # while steps are shorter, redraw at most this often
 
 
 def folder_stamp(_selected=None, old=None):
-    """The poll's cheap half: the size and mtime of every run's WATCHED files, plus a
-    CLOCK_SECONDS clock, or gr.skip() when nothing changed since `old`. Only when it
-    changes does the page redraw its run view (a State's change event): on a 2-core machine
-    every redraw (13 components, plots, a long page) costs the browser CPU time that the
-    training needs."""
+    """The poll's cheap half: {"files": the size and mtime of every run's WATCHED files,
+    "clock": a CLOCK_SECONDS clock, "at": when it was last handed out}, or gr.skip() when
+    nothing changed since `old` or the last redraw is less than MIN_REDRAW_SECONDS ago.
+    Only when it changes does the page redraw its run view (a State's change event): on a
+    2-core machine every redraw (13 components, two plots, a long page) costs the browser
+    CPU time that the training needs (bench/README.md, "The app's own cost")."""
     import os
     import time
 
     from workbench import paths
-    stamp = [int(time.time() // CLOCK_SECONDS)]
+    now = time.time()
+    files = []
     try:
         folders = sorted(e.path for e in os.scandir(paths.runs_dir()) if e.is_dir())
     except OSError:
@@ -174,7 +177,12 @@ def folder_stamp(_selected=None, old=None):
         for name in WATCHED:
             try:
                 st = os.stat(os.path.join(folder, name))
-                stamp.append((folder, name, st.st_size, st.st_mtime_ns))
+                files.append((folder, name, st.st_size, st.st_mtime_ns))
             except OSError:
-                stamp.append((folder, name, None, None))
-    return gr.skip() if stamp == old else stamp
+                files.append((folder, name, None, None))
+    stamp = {"files": files, "clock": int(now // CLOCK_SECONDS), "at": now}
+    if old:
+        same = old.get("files") == files and old.get("clock") == stamp["clock"]
+        if same or now - old.get("at", 0) < MIN_REDRAW_SECONDS:
+            return gr.skip()
+    return stamp
