@@ -52,6 +52,8 @@ def seconds_per_step(run: Path) -> tuple[float, int]:
             if line.strip()]
     times = {r["step"]: r["elapsed_s"] for r in rows if "loss" in r and "elapsed_s" in r}
     steps = sorted(times)[1:]  # from the first logged step on: start-up left out
+    if len(steps) < 2:
+        raise SystemExit(f"{run}: too few logged steps to time ({sorted(times)}); more --steps")
     return (times[steps[-1]] - times[steps[0]]) / (steps[-1] - steps[0]), steps[-1] - steps[0]
 
 
@@ -62,13 +64,15 @@ def newest_run(prefix: str) -> Path:
     return runs[-1]
 
 
-def headless(steps: int, name: str) -> dict:
+def headless(steps: int, name: str, measure: bool = True) -> dict | None:
     cmd = [sys.executable, "launch.py", "train", "cpu-demo", "--name", name]
     for k, v in settings(steps).items():
         cmd += ["--set", f"{k}={v}"]
     started = time.monotonic()
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
+    if not measure:
+        return None
     per_step, n = seconds_per_step(newest_run(name))
     return {"mode": "headless", "seconds_per_step": round(per_step, 3), "steps_timed": n,
             "wall": round(time.monotonic() - started, 1)}
@@ -165,7 +169,7 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     results = {"cpu": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
                "steps": args.steps, "load_before": os.getloadavg()[0], "runs": []}
-    headless(3, "appcost-warmup")  # caches, not measured
+    headless(3, "appcost-warmup", measure=False)  # caches, not measured
     for rep in range(args.repeats):
         for fn, mode in ((headless, "headless"), (from_app, "app")):
             r = fn(args.steps, f"appcost-{mode}")

@@ -243,8 +243,11 @@ def wb_sets(kind: str, data: Path, steps: int) -> list[str]:
             "train.max_length=384", "train.batch_size=4", "train.grad_accum=1",
             "lora.r=8", "lora.alpha=16", "lora.dropout=0.05", "lora.target_modules=all-linear",
             "quantization.mode=nf4", "quantization.double_quant=true"]
-    if kind == "equal":
-        sets += ["quantization.compute_dtype=float32", "train.gradient_checkpointing=false"]
+    if kind == "equal":  # the optimiser settings of LF's equal config, whatever cpu-demo has
+        sets += ["quantization.compute_dtype=float32", "train.gradient_checkpointing=false",
+                 "train.learning_rate=2e-4", "train.lr_scheduler=cosine",
+                 "train.warmup_ratio=0.03", "train.optimizer=adamw_torch",
+                 "train.max_grad_norm=1.0", "train.seed=42"]
     return sets  # defaults: everything else as cpu-demo has it (compute_dtype auto, ...)
 
 
