@@ -52,6 +52,8 @@ def test_estimate_chart_appears_and_follows_settings(quant_app, page):
         first = fits_text(page)
         assert "System memory" in first or "GPU memory" in first
         assert "Full 16-bit" in first and "QLoRA" in first and "★" in first
+        # no analysed data here (the tokenizer is not imported): max_length, and says so
+        assert "analyse the data" in first
         assert "⟦" not in page.locator("#tab-quantization").inner_text()
         box = chart.bounding_box()
         assert box and box["width"] > 200 and box["height"] > 100

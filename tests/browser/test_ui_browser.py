@@ -190,6 +190,8 @@ def click_through(app, page):
     shot(page, "1-dataset")
 
     open_tab(page, "Quantization")
+    # the Dataset tab analysed the sample: the estimate uses its longest batch (issue 9)
+    wait_text(page, "quant-fits", "longest batch", timeout=120_000)
     page.locator("#quant-measure").click()
     page.wait_for_function(
         "document.querySelector('#quant-result').innerText.includes('MB')", timeout=180_000)
