@@ -15,7 +15,7 @@ input gradient).
 arithmetic is the same: the masked positions contribute exactly zero to the loss, its
 gradient and the logged entropy and accuracy either way (tests/tiny/test_lm_head.py
 checks the losses and gradients against the uncompacted path). Measured speed-up:
-bench/README.md ("Only the trained positions through the LM head"); the environment
+bench/README.md ("The whole cpu-demo on AVX2", its "What moved it" table); the environment
 variable WORKBENCH_LM_HEAD=full keeps trl's own behaviour, for that comparison.
 """
 
