@@ -16,21 +16,20 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 
 from workbench.presets import check_name
 from workbench.ui import guide, shared, widgets
 from workbench.ui.i18n import m, t, text
 from workbench.ui.tabs import training_samples
-from workbench.ui.tabs.training_view import (action_note, folder_stamp, progress_html,
-                                             readable_log, runs_markdown)
+from workbench.ui.tabs.training_view import (LOG_LINES, LOSS_COLORS, POLL_GROUPS, draw_group,
+                                             folder_stamp, poll_parts, view)
 
 POLL_SECONDS = 2.0
 DRY_RUN_STEPS = 5
-LOG_LINES = 20
 
 # the train.* fields in rows of four, most used first
 LAYOUT = [["train.epochs", "train.max_steps", "train.learning_rate", "train.lr_scheduler"],
@@ -137,10 +136,17 @@ def build(ctx) -> TrainingTab:
 
     # polling and picking a run only read the run folders: cheap, no queue limit
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
-    # each tick only stats the run folders; the view is redrawn when a file changed
+    # each tick only stats the run folders; when a file changed, each group of the view's
+    # parts that changed is redrawn in an event of its own (training_view.POLL_GROUPS)
     stamp = gr.State(None)
     timer.tick(folder_stamp, [run, stamp], [stamp], **read_kw)
-    stamp.change(view, [run, shown], tab.view_outputs, **read_kw)
+    groups = {"live": [progress, log], "plots": [plots["loss"], plots["learning_rate"]],
+              "runs": [runs_table, ctx.start_here],
+              "controls": tab.view_outputs[5:12]}  # the run picker to Load settings
+    signals = [gr.State(None) for _ in POLL_GROUPS]
+    stamp.change(poll_parts, [run, *signals], signals, **read_kw)
+    for group, signal in zip(POLL_GROUPS, signals):
+        signal.change(partial(draw_group, group), [signal], groups[group], **read_kw)
     training_samples.wire(samples_box, samples_shown, stamp.change, run)
     run.input(view, [run, gr.State(None)], tab.view_outputs, **read_kw)
     widgets.on(stop.click, stop_run, [run], [notice], notice)
@@ -241,99 +247,6 @@ def dry_run_markdown(res: dict) -> str:
             + (f"- {m('dry.per_process')} **{res['world_size']}**\n"
                if (res.get("world_size") or 1) > 1 else "")
             + f"\n*{m('dry.explain')}*")
-
-
-# -- the live view ----------------------------------------------------------------------
-
-def view(selected, shown):
-    """Everything the tab shows about a run, read from its folder. Parts whose inputs have
-    not changed since the last poll (`shown`) are skipped, so plots do not flicker.
-    Runs every POLL_SECONDS: a failure shows in the progress box (a toast every two
-    seconds would bury the page) and the next poll tries again."""
-    try:
-        return _view(selected, shown)
-    except Exception as exc:  # noqa: BLE001 - shown in the page, polling goes on
-        widgets.log.error("reading the run folder failed", exc_info=True)
-        return [f"<div class='wb-progress wb-error'>⚠ {widgets.error_text(exc)}</div>",
-                *[gr.skip()] * 12, None]
-
-
-def _view(selected, shown):
-    from workbench import runs
-    all_runs = runs.list_runs()
-    names = [r["name"] for r in all_runs]
-    active = next((r["name"] for r in all_runs if r["state"] == "running"), None)
-    if selected not in names:
-        selected = active or (names[0] if names else None)
-    info = next((r for r in all_runs if r["name"] == selected), None)
-    shown = dict(shown or {})
-    if info is None:
-        st, records, log_text = {}, [], ""
-        progress = f"<div class='wb-progress'>{m('train.no_run')}</div>"
-    else:
-        run = Path(info["path"])
-        st = runs.status(run)
-        records = runs.metrics(run)
-        log_text = widgets.clean_message(readable_log(
-            shared.ANSI_RE.sub("", runs.log_tail(run, LOG_LINES))))
-        progress = progress_html(selected, st, records)
-    state = st.get("state")
-    keys = {"progress": progress,
-            "plots": (selected, len(records), records[-1] if records else None),
-            "log": (selected, log_text),
-            "list": tuple((r["name"], r["state"], r.get("step"), r.get("merged"))
-                          for r in all_runs),
-            "run": (selected, tuple(names)),
-            "buttons": (active, selected, state),
-            # the strip's step 2 follows a training run's step count
-            "guide": guide.guide_html(all_runs)}
-
-    def changed(part):
-        return shown.get(part) != keys[part]
-    out = [progress if changed("progress") else gr.skip(),
-           *([loss_frame(records), series_frame(records, "learning_rate")]
-             if changed("plots") else [gr.skip(), gr.skip()]),
-           log_text if changed("log") else gr.skip(),
-           runs_markdown(all_runs) if changed("list") else gr.skip(),
-           gr.update(choices=names, value=selected) if changed("run") else gr.skip()]
-    if changed("buttons"):
-        finished = state == "completed" and bool(info and info.get("has_adapter"))
-        out += [gr.update(interactive=active is None),
-                # Stop stops the run it names: only the selected run, only while it runs
-                gr.update(interactive=active is not None and selected == active),
-                gr.update(interactive=active is None and state in ("stopped", "failed")),
-                action_note(active, selected, state),
-                gr.update(visible=finished), gr.update(visible=info is not None)]
-    else:
-        out += [gr.skip()] * 6
-    out.append(keys["guide"] if changed("guide") else gr.skip())
-    return out + [keys]
-
-
-LOSS_SERIES = {"loss": m("series.loss"), "eval_loss": m("series.eval_loss")}
-LOSS_COLORS = {LOSS_SERIES["loss"]: "#2563eb", LOSS_SERIES["eval_loss"]: "#f97316"}
-
-
-def loss_frame(records: list[dict]) -> pd.DataFrame | None:
-    """Training and eval loss as (step, value, series) rows for one chart. Each series has
-    a row from the first frame on (an empty value until its first point): Gradio 6.31
-    never draws a colour series that was not in a plot's first data."""
-    rows = [{"step": r["step"], "value": r[key], "series": name}
-            for key, name in LOSS_SERIES.items() for r in records
-            if isinstance(r.get(key), (int, float)) and "step" in r]
-    if not rows:
-        return None
-    for name in LOSS_SERIES.values():
-        if not any(row["series"] == name for row in rows):
-            rows.append({"step": rows[0]["step"], "value": None, "series": name})
-    return pd.DataFrame(rows)
-
-
-def series_frame(records: list[dict], key: str) -> pd.DataFrame | None:
-    """(step, key) rows of the metrics that have `key` (loss, eval_loss, learning_rate)."""
-    rows = [{"step": r["step"], key: r[key]} for r in records
-            if isinstance(r.get(key), (int, float)) and "step" in r]
-    return pd.DataFrame(rows) if rows else None
 
 
 # -- script API (gradio_client) ---------------------------------------------------------

@@ -3,8 +3,8 @@
 that grows while the run trains.
 
 It listens to the Training tab's timer (which polls only while the tab is on screen) and
-to the run picker; the file is read again only when its size or mtime changed (`shown`),
-otherwise the table is left as it is (gr.skip), so a two-second poll costs one stat().
+to the run picker; the file is read again, and the table redrawn, only when its size or
+mtime changed (`shown`), so a poll costs one stat() and nothing in the browser.
 """
 
 from __future__ import annotations
@@ -35,17 +35,21 @@ def build() -> tuple[gr.HTML, gr.State]:
 
 
 def wire(box: gr.HTML, shown: gr.State, changed, run: gr.Dropdown) -> None:
-    """`changed`: the event of a run folder changing (the Training tab's poll)."""
+    """`changed`: the event of a run folder changing (the Training tab's poll). The poll
+    only updates `shown` (a State, nothing in the page); the box is redrawn from its change
+    event, so a poll that finds samples.jsonl as it was touches nothing in the browser."""
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
-    changed(refresh, [run, shown], [box, shown], **read_kw)
-    run.change(refresh, [run, gr.State(None)], [box, shown], **read_kw)
+    changed(file_stamp, [run, shown], [shown], **read_kw)
+    run.change(file_stamp, [run, gr.State(None)], [shown], **read_kw)
+    shown.change(draw, [shown], [box], **read_kw)
 
 
-def refresh(selected, shown):
-    """The table for the selected run, redrawn only when its samples.jsonl changed."""
+def file_stamp(selected, shown):
+    """[run, size, mtime] of the selected run's samples.jsonl (None, None: not written yet),
+    or gr.skip() when it is what `shown` holds."""
     from workbench import runs
     if not selected:
-        return gr.skip(), shown
+        return gr.skip()
     try:
         folder = runs.find(selected)
         st = os.stat(Path(folder) / runs.SAMPLES_FILE)
@@ -54,11 +58,20 @@ def refresh(selected, shown):
         stamp = [selected, None, None]  # no samples yet
     except Exception:  # noqa: BLE001 - a run being deleted: the next poll tries again
         widgets.log.warning("reading the sample timeline failed", exc_info=True)
-        return gr.skip(), shown
-    if stamp == shown:
-        return gr.skip(), shown
-    records = runs.samples(folder) if stamp[1] is not None else []
-    return timeline_html(records), stamp
+        return gr.skip()
+    return gr.skip() if stamp == shown else stamp
+
+
+def draw(stamp):
+    """The table for the run a file_stamp names."""
+    from workbench import runs
+    if not stamp or stamp[1] is None:
+        return timeline_html([])
+    try:
+        return timeline_html(runs.samples(runs.find(stamp[0])))
+    except Exception:  # noqa: BLE001 - a run being deleted: the next poll tries again
+        widgets.log.warning("reading the sample timeline failed", exc_info=True)
+        return gr.skip()
 
 
 def timeline_html(records: list[dict]) -> str:

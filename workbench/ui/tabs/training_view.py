@@ -7,8 +7,10 @@ from __future__ import annotations
 import html
 import re
 from datetime import datetime
+from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
 from workbench.ui import shared, widgets
 from workbench.ui.i18n import m
@@ -186,3 +188,149 @@ def folder_stamp(_selected=None, old=None):
         if same or now - old.get("at", 0) < MIN_REDRAW_SECONDS:
             return gr.skip()
     return stamp
+
+
+# -- the live view, in parts ------------------------------------------------------------------
+# What the view shows falls into parts that change at different rates: the progress box and
+# the log at every step, the runs list and the "start here" strip with the step counts, the
+# plots when metrics.jsonl grows (every logging_steps), the run picker and the buttons when a
+# run starts or ends. The poll redraws each group of parts in an event of its own whose
+# outputs are that group's components only, fired only when the group changed (a State's
+# change event): a skipped output still goes through Gradio's pending/complete states in
+# the browser, which on a 2-core machine takes CPU time from the training.
+
+LOG_LINES = 20
+POLL_GROUPS = {"live": ("progress", "log"), "plots": ("plots",), "runs": ("list", "guide"),
+               "controls": ("controls",)}
+
+
+def read_parts(selected) -> dict:
+    """Each part of the view, read from the run folders: a value that changes exactly when
+    what the part shows changes. `selected` not among the runs: the running one, else the
+    newest."""
+    from workbench import runs
+    from workbench.ui import guide
+    all_runs = runs.list_runs()
+    names = [r["name"] for r in all_runs]
+    active = next((r["name"] for r in all_runs if r["state"] == "running"), None)
+    if selected not in names:
+        selected = active or (names[0] if names else None)
+    info = next((r for r in all_runs if r["name"] == selected), None)
+    if info is None:
+        st, records, log_text = {}, [], ""
+        progress = f"<div class='wb-progress'>{m('train.no_run')}</div>"
+    else:
+        run = Path(info["path"])
+        st = runs.status(run)
+        records = runs.metrics(run)
+        log_text = widgets.clean_message(readable_log(
+            shared.ANSI_RE.sub("", runs.log_tail(run, LOG_LINES))))
+        progress = progress_html(selected, st, records)
+    state = st.get("state")
+    return {"progress": progress, "log": (selected, log_text),
+            "plots": (selected, len(records), records[-1] if records else None),
+            "list": runs_markdown(all_runs),
+            "guide": guide.guide_html(all_runs),  # its step 2 follows a run's step count
+            "controls": (selected, tuple(names), active, state,
+                         state == "completed" and bool(info and info.get("has_adapter")),
+                         info is not None)}
+
+
+def draw_plots(selected) -> list:
+    """The loss and learning-rate charts of a run (None: no chart yet)."""
+    from workbench import runs
+    records = runs.metrics(shared.find_run(selected)) if selected else []
+    return [loss_frame(records), series_frame(records, "learning_rate")]
+
+
+def draw_controls(key) -> list:
+    """The run picker, Start, Stop, Resume, the note on why, Compare in Chat, Load settings."""
+    selected, names, active, state, finished, has_info = key
+    return [gr.update(choices=list(names), value=selected),
+            gr.update(interactive=active is None),
+            # Stop stops the run it names: only the selected run, only while it runs
+            gr.update(interactive=active is not None and selected == active),
+            gr.update(interactive=active is None and state in ("stopped", "failed")),
+            action_note(active, selected, state),
+            gr.update(visible=finished), gr.update(visible=has_info)]
+
+
+def view(selected, shown):
+    """Everything the tab shows about a run, read from its folder (page load, a run picked):
+    [progress, loss plot, lr plot, log, runs list, the seven controls, the strip, parts].
+    Parts unchanged since `shown` are skipped, so plots do not flicker. A failure shows in
+    the progress box (a toast at every poll would bury the page); the next call tries again."""
+    try:
+        parts = read_parts(selected)
+    except Exception as exc:  # noqa: BLE001 - shown in the page, polling goes on
+        widgets.log.error("reading the run folder failed", exc_info=True)
+        return [_error_box(exc), *[gr.skip()] * 12, None]
+    shown = shown or {}
+
+    def changed(part):
+        return shown.get(part) != parts[part]
+    skip = gr.skip()
+    return [parts["progress"] if changed("progress") else skip,
+            *(draw_plots(parts["plots"][0]) if changed("plots") else [skip, skip]),
+            parts["log"][1] if changed("log") else skip,
+            parts["list"] if changed("list") else skip,
+            *(draw_controls(parts["controls"]) if changed("controls") else [skip] * 7),
+            parts["guide"] if changed("guide") else skip,
+            parts]
+
+
+def poll_parts(selected, *shown) -> list:
+    """The poll's second half (after folder_stamp saw a file change): one value per
+    POLL_GROUPS group, gr.skip() for a group whose parts are as `shown`, so only the groups
+    that changed fire their redraw."""
+    try:
+        parts = read_parts(selected)
+    except Exception as exc:  # noqa: BLE001 - shown in the progress box, polling goes on
+        widgets.log.error("reading the run folder failed", exc_info=True)
+        return [{"progress": _error_box(exc)}, *[gr.skip()] * (len(POLL_GROUPS) - 1)]
+    out = []
+    for names, old in zip(POLL_GROUPS.values(), shown):
+        value = {name: parts[name] for name in names}
+        out.append(gr.skip() if value == old else value)
+    return out
+
+
+def draw_group(group: str, value: dict) -> list:
+    """The outputs of one POLL_GROUPS group from its poll_parts value."""
+    if group == "live":
+        return [value["progress"], value["log"][1] if "log" in value else gr.skip()]
+    if group == "plots":
+        return draw_plots(value["plots"][0])
+    if group == "runs":
+        return [value["list"], value["guide"]]
+    return draw_controls(value["controls"])
+
+
+def _error_box(exc) -> str:
+    return f"<div class='wb-progress wb-error'>⚠ {widgets.error_text(exc)}</div>"
+
+
+LOSS_SERIES = {"loss": m("series.loss"), "eval_loss": m("series.eval_loss")}
+LOSS_COLORS = {LOSS_SERIES["loss"]: "#2563eb", LOSS_SERIES["eval_loss"]: "#f97316"}
+
+
+def loss_frame(records: list[dict]) -> pd.DataFrame | None:
+    """Training and eval loss as (step, value, series) rows for one chart. Each series has
+    a row from the first frame on (an empty value until its first point): Gradio 6.31
+    never draws a colour series that was not in a plot's first data."""
+    rows = [{"step": r["step"], "value": r[key], "series": name}
+            for key, name in LOSS_SERIES.items() for r in records
+            if isinstance(r.get(key), (int, float)) and "step" in r]
+    if not rows:
+        return None
+    for name in LOSS_SERIES.values():
+        if not any(row["series"] == name for row in rows):
+            rows.append({"step": rows[0]["step"], "value": None, "series": name})
+    return pd.DataFrame(rows)
+
+
+def series_frame(records: list[dict], key: str) -> pd.DataFrame | None:
+    """(step, key) rows of the metrics that have `key` (loss, eval_loss, learning_rate)."""
+    rows = [{"step": r["step"], key: r[key]} for r in records
+            if isinstance(r.get(key), (int, float)) and "step" in r]
+    return pd.DataFrame(rows) if rows else None
