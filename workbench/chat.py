@@ -57,6 +57,7 @@ class Comparer:
         base = models.load_model(self.preset.model, self.preset.quantization)
         self.model = PeftModel.from_pretrained(base, str(self.run / "adapter"))
         self.model.eval()
+        models.unpack_4bit_for_answers(self.model)  # on a CPU: once, not at every token
         self.lock = threading.Lock()  # one generation at a time: the adapter switch is global
 
     def _stream(self, messages: list[dict], gen: GenerationCfg, adapter: bool):

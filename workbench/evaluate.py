@@ -265,6 +265,7 @@ def evaluate(run_refs, prompts=None, *, max_new_tokens: int = MAX_NEW_TOKENS,
         for run in members[1:]:
             model.load_adapter(str(run / "adapter"), adapter_name=names[run])
         model.eval()
+        models.unpack_4bit_for_answers(model)  # on a CPU: once, not at every token
 
         say(f"base answers ({len(items)} prompts)")
         with model.disable_adapter():

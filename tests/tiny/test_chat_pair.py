@@ -68,3 +68,42 @@ def test_stop_event_ends_the_generation(comparer):
     full = list(comparer.compare("Tell me a story"))
     assert len(frames) < len(full)
     assert not comparer.lock.locked()
+
+
+def test_unpacking_the_4bit_weights_changes_no_answer(comparer, monkeypatch):
+    """On a CPU, chat unpacks the 4-bit weights once instead of at every token (issue 9,
+    item 5): the same values bitsandbytes' CPU matmul unpacks, so the same logits."""
+    import bitsandbytes as bnb
+    import torch
+
+    from workbench import models
+
+    def is_4bit(comparer_):
+        return any(isinstance(x, bnb.nn.Linear4bit) for x in comparer_.model.modules())
+    assert not is_4bit(comparer)
+    monkeypatch.setattr(models, "unpack_4bit_for_answers", lambda model, **kw: 0)
+    monkeypatch.setenv("WORKBENCH_HOME", str(comparer.run.parent.parent))  # the run's home
+    packed = chat.Comparer(comparer.run)
+    assert is_4bit(packed)
+    ids = comparer.tokenizer("Who are you? Tell me a story.", return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.equal(packed.model(input_ids=ids).logits,
+                           comparer.model(input_ids=ids).logits)
+        with packed.model.disable_adapter(), comparer.model.disable_adapter():
+            assert torch.equal(packed.model(input_ids=ids).logits,
+                               comparer.model(input_ids=ids).logits)
+    assert list(packed.compare("Tell me a story"))[-1] == \
+        list(comparer.compare("Tell me a story"))[-1]
+
+
+def test_unpacking_is_skipped_when_it_would_not_fit(comparer):
+    """The unpacked copy costs the compute dtype's size per weight: not done when that is
+    more than the allowed share of the free RAM."""
+    import bitsandbytes as bnb
+
+    from workbench import models
+    base = models.load_model(comparer.preset.model, comparer.preset.quantization)
+    assert models.unpack_4bit_for_answers(base, share=1e-9) == 0
+    assert any(isinstance(x, bnb.nn.Linear4bit) for x in base.modules())
+    added = models.unpack_4bit_for_answers(base)
+    assert added > 0 and not any(isinstance(x, bnb.nn.Linear4bit) for x in base.modules())

@@ -13,7 +13,8 @@ Weights are loaded from safetensors only; model code from the Hub runs only when
 
 from workbench.models.loading import (QUANT_MARKER, device, footprint_bytes,
                                       is_quantized_cached, linear_module_names, load_model,
-                                      load_tokenizer, quantized_cache_path)
+                                      load_tokenizer, quantized_cache_path,
+                                      unpack_4bit_for_answers)
 from workbench.models.shapes import NAMED, ModelShape, gguf_shape, shape_for
 from workbench.models.sources import (CHATML_TEMPLATE, EMBEDDED, HUB_PROBE_TIMEOUT,
                                       IMPORT_DTYPE, IMPORT_FORMAT, MARKER, embedded_gguf,
@@ -22,6 +23,7 @@ from workbench.models.sources import (CHATML_TEMPLATE, EMBEDDED, HUB_PROBE_TIMEO
 
 __all__ = ["QUANT_MARKER", "device", "footprint_bytes", "is_quantized_cached",
            "linear_module_names", "load_model", "load_tokenizer", "quantized_cache_path",
+           "unpack_4bit_for_answers",
            "NAMED", "ModelShape", "gguf_shape", "shape_for", "CHATML_TEMPLATE", "EMBEDDED",
            "HUB_PROBE_TIMEOUT", "IMPORT_DTYPE", "IMPORT_FORMAT", "MARKER", "embedded_gguf",
            "gguf_slug", "hub_reachable", "is_ready", "models_cache_dir", "resolve",

@@ -147,6 +147,53 @@ def _quiet_int8_cast_warning():
         logger._workbench_once = True
 
 
+# -- answering on a CPU ----------------------------------------------------------------------
+
+UNPACK_SHARE = 0.25  # unpack the 4-bit weights when that takes at most this share of free RAM
+
+
+def unpack_4bit_for_answers(model, *, share: float = UNPACK_SHARE) -> int:
+    """On a CPU, turn every 4-bit layer of `model` (a PeftModel too: LoRA layers keep their
+    adapters, only their base layer is swapped) into a plain Linear holding its unpacked
+    weights, once. Returns the bytes that added (0: nothing done).
+
+    Why: off CUDA, bitsandbytes unpacks a 4-bit weight at every forward (its CPU matmul is
+    "dequantise, then linear"), and generating touches every layer once per token, so an
+    answer paid the unpacking of the whole model for each of its tokens. Unpacking once
+    gives the very values that matmul used (the same dequantise op), so the answers do not
+    change (tests/tiny/test_chat_pair.py); bench/README.md ("Answers") has the speed.
+    The price is memory: the compute dtype's size per weight instead of about half a
+    byte, so it is done only when that fits in `share` of the free RAM, and never on CUDA
+    (its 4-bit kernels are fast) or for training (the unpacked copy is frozen, no grad)."""
+    import bitsandbytes as bnb
+    import psutil
+    import torch
+    if next(model.parameters()).device.type != "cpu":
+        return 0
+    layers = [(parent, name, child) for parent in model.modules()
+              for name, child in parent.named_children() if isinstance(child, bnb.nn.Linear4bit)]
+    if not layers:
+        return 0
+    dtype = layers[0][2].compute_dtype or torch.float32
+    added = sum(c.in_features * c.out_features for _, _, c in layers) * dtype.itemsize
+    free = psutil.virtual_memory().available
+    if added > share * free:
+        log.info("4-bit weights left packed for answers: unpacking would take %.1f GB of "
+                 "%.1f GB free", added / 1e9, free / 1e9)
+        return 0
+    for parent, name, child in layers:
+        weight = bnb.functional.dequantize_4bit(child.weight.data, child.weight.quant_state)
+        plain = torch.nn.Linear(child.in_features, child.out_features,
+                                bias=child.bias is not None, device="meta")
+        plain.weight = torch.nn.Parameter(weight.to(dtype), requires_grad=False)
+        if child.bias is not None:
+            plain.bias = torch.nn.Parameter(child.bias.data.to(dtype), requires_grad=False)
+        setattr(parent, name, plain)
+    log.info("answers: %d 4-bit layers unpacked once to %s (+%.0f MB), not at every token",
+             len(layers), str(dtype).replace("torch.", ""), added / 1e6)
+    return added
+
+
 # -- introspection ------------------------------------------------------------------------
 
 def linear_module_names(model) -> list[str]:
