@@ -2,10 +2,12 @@
 general answers, with and without data.mix?
 
     .venv/bin/python bench/honest_demo.py [--mix-fraction 0.5] [--max-new-tokens 24]
-        [--home DIR] [--set train.learning_rate=1e-4 ...] [--markdown]
+        [--identity FILE] [--home DIR] [--set train.learning_rate=1e-4 ...] [--markdown]
 
 Trains cpu-demo twice on bench/identity_quillon.jsonl (40 rows, a name, "Quillon" of
-"Larkspur Studio", that the project never used, so the base cannot know it): once with
+"Larkspur Studio", that the project never used, so the base cannot know it; or --identity,
+e.g. bench/identity_quillon72.jsonl: the same 40 and 32 more, as many rows as the shipped
+data/identity.jsonl): once with
 data.mix empty, once with data.mix [{path: data/general_mix.jsonl, fraction: F}]. Then, with
 one base model loaded for both runs (`launch.py eval A B --json`):
 - identity: bench/identity_quillon_probe.jsonl, six "who are you" prompts (two from the
@@ -44,9 +46,10 @@ def launch(args: list[str], env: dict, capture: bool = False) -> str:
     return done.stdout if capture else ""
 
 
-def train(name: str, mix: str, extra: list[str], env: dict) -> tuple[str, float]:
+def train(name: str, identity: str, mix: str, extra: list[str], env: dict
+          ) -> tuple[str, float]:
     started = time.perf_counter()
-    sets = ["--set", f"data.path={IDENTITY}", "--set", f"data.mix={mix}"]
+    sets = ["--set", f"data.path={identity}", "--set", f"data.mix={mix}"]
     for s in extra:
         sets += ["--set", s]
     launch(["train", "cpu-demo", *sets, "--name", name], env)
@@ -84,6 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mix-fraction", type=float, default=0.5)
     ap.add_argument("--max-new-tokens", type=int, default=24)
+    ap.add_argument("--identity", default=IDENTITY, help="the identity set to train on")
     ap.add_argument("--home", help="WORKBENCH_HOME (default: a new temporary folder)")
     ap.add_argument("--set", action="append", default=[], dest="sets",
                     help="extra preset override for both runs, e.g. train.learning_rate=1e-4")
@@ -95,7 +99,7 @@ def main() -> None:
     names = []
     for name, mix in (("nomix", "[]"),
                       ("mix", f"[{{path: {MIX}, fraction: {args.mix_fraction}}}]")):
-        run, took = train(name, mix, args.sets, env)
+        run, took = train(name, args.identity, mix, args.sets, env)
         seconds[run] = took
         names.append(run)
     general = evaluate(names, GENERAL_PROBE, args.max_new_tokens, env)

@@ -13,9 +13,11 @@ import pytest
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 # enough steps to learn the identity at this learning rate, short enough for CI (12 steps
-# at 3e-3 answered "Who are you?", "What is your name?", "Introduce yourself." with Nova)
+# at 3e-3 answered "Who are you?", "What is your name?", "Introduce yourself." with Nova).
+# Without cpu-demo's general mix: 12 steps of mostly general rows would teach too little of
+# the name to test; what the mix buys is measured in bench/README.md (the honest demo)
 E2E_SETTINGS = ["train.max_steps=12", "train.learning_rate=3e-3", "train.eval_steps=100",
-                "train.save_steps=100", "generation.max_new_tokens=24"]
+                "train.save_steps=100", "generation.max_new_tokens=24", "data.mix=[]"]
 
 
 def launch(*args, home, timeout=900):
