@@ -488,24 +488,28 @@ def test_poll_redraws_only_when_a_run_file_changed(monkeypatch):
 
 
 def test_poll_redraws_only_the_parts_that_changed():
-    """Issue 9: after a run file changed, each group of the view (live box and log, plots,
-    runs list and strip, controls) fires its redraw only when what it shows changed."""
+    """Issue 9: after a run file changed, one event redraws the every-step parts (progress,
+    log, runs list, strip); the plots, the controls and the sample table get a new key (and
+    so a redraw) only when what they show changed."""
     from workbench.ui.tabs import training_view
     run = make_run(name="done-20250101-120000")  # completed: its progress box is still
-    first = training_view.poll_parts(None, None, None, None, None)
-    assert all(isinstance(v, dict) for v in first)  # nothing shown yet: every group
-    live, plots, runs_list, controls = (training_view.draw_group(g, v)
-                                        for g, v in zip(training_view.POLL_GROUPS, first))
-    assert "done-20250101-120000" in rendered(live[0]) and "step 10 done" in live[1]
-    assert len(plots[0]) == 3 and len(plots[1]) == 2  # two losses and an eval loss; lr
-    assert "done-20250101-120000" in runs_list[0]
-    assert controls[0]["value"] == run.name and controls[6]["visible"] is True
-    assert training_view.poll_parts(None, *first) == [gr.skip()] * 4  # nothing new
+    first = training_view.poll(None, None, None, None, None)
+    progress, log, table, strip, live, plots, controls, samples = first
+    assert "done-20250101-120000" in rendered(progress) and "step 10 done" in log
+    assert "done-20250101-120000" in table and live == [progress, log, table, strip]
+    loss, lr = training_view.draw_plots(plots[0])
+    assert len(loss) == 3 and len(lr) == 2  # two losses and an eval loss; two lr points
+    buttons = training_view.draw_controls(controls)
+    assert buttons[0]["value"] == run.name and buttons[6]["visible"] is True
+    assert samples == [run.name, None, None]  # no samples.jsonl yet
+    keys = [live, plots, controls, samples]
+    assert training_view.poll(None, *keys) == [gr.skip()] * 8  # nothing new
     runs.append_metrics(run, {"step": 11, "loss": 1.2, "learning_rate": 5e-5})
-    again = training_view.poll_parts(run.name, *first)
-    assert again[1] != gr.skip() and again[0] == again[2] == again[3] == gr.skip()
-    assert len(training_view.draw_group("plots", again[1])[1]) == 3
+    again = training_view.poll(run.name, *keys)
+    assert again[5] != gr.skip() and again[6] == again[7] == gr.skip()
+    assert len(training_view.draw_plots(again[5][0])[1]) == 3
+    keys[1] = again[5]  # the plots now show it
     make_run(name="new-20250101-130000", state="stopped")  # a new run: the list changes
-    third = training_view.poll_parts(run.name, *first)
-    assert third[2] != gr.skip() and third[3] != gr.skip()  # its name joins the picker
-    assert third[0] == gr.skip()  # the selected run's box is as it was
+    third = training_view.poll(run.name, *keys)
+    assert third[2] != gr.skip() and third[6] != gr.skip()  # its name joins the picker
+    assert third[5] == gr.skip() and third[7] == gr.skip()

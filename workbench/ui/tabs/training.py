@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -25,10 +24,10 @@ from workbench.presets import check_name
 from workbench.ui import guide, shared, widgets
 from workbench.ui.i18n import m, t, text
 from workbench.ui.tabs import training_samples
-from workbench.ui.tabs.training_view import (LOG_LINES, LOSS_COLORS, POLL_GROUPS, draw_group,
-                                             folder_stamp, poll_parts, view)
+from workbench.ui.tabs.training_view import (LOG_LINES, LOSS_COLORS, draw_controls, draw_plots,
+                                             folder_stamp, poll, view)
 
-POLL_SECONDS = 2.0
+POLL_SECONDS = 4.0  # redraws wait MIN_REDRAW_SECONDS (8 s) anyway; each tick costs the browser
 DRY_RUN_STEPS = 5
 
 # the train.* fields in rows of four, most used first
@@ -136,18 +135,19 @@ def build(ctx) -> TrainingTab:
 
     # polling and picking a run only read the run folders: cheap, no queue limit
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
-    # each tick only stats the run folders; when a file changed, each group of the view's
-    # parts that changed is redrawn in an event of its own (training_view.POLL_GROUPS)
+    # each tick only stats the run folders; when a file changed, one event redraws what
+    # changes at every step, and the plots, the controls and the sample table are redrawn
+    # from their keys' change events only when they changed (training_view.poll)
     stamp = gr.State(None)
     timer.tick(folder_stamp, [run, stamp], [stamp], **read_kw)
-    groups = {"live": [progress, log], "plots": [plots["loss"], plots["learning_rate"]],
-              "runs": [runs_table, ctx.start_here],
-              "controls": tab.view_outputs[5:12]}  # the run picker to Load settings
-    signals = [gr.State(None) for _ in POLL_GROUPS]
-    stamp.change(poll_parts, [run, *signals], signals, **read_kw)
-    for group, signal in zip(POLL_GROUPS, signals):
-        signal.change(partial(draw_group, group), [signal], groups[group], **read_kw)
-    training_samples.wire(samples_box, samples_shown, stamp.change, run)
+    live, plots_key, controls_key = gr.State(None), gr.State(None), gr.State(None)
+    stamp.change(poll, [run, live, plots_key, controls_key, samples_shown],
+                 [progress, log, runs_table, ctx.start_here, live, plots_key, controls_key,
+                  samples_shown], **read_kw)
+    plots_key.change(lambda key: draw_plots(key[0]), [plots_key],
+                     [plots["loss"], plots["learning_rate"]], **read_kw)
+    controls_key.change(draw_controls, [controls_key], tab.view_outputs[5:12], **read_kw)
+    training_samples.wire(samples_box, samples_shown, run)
     run.input(view, [run, gr.State(None)], tab.view_outputs, **read_kw)
     widgets.on(stop.click, stop_run, [run], [notice], notice)
     widgets.on(resume.click, resume_run, [run], [run, notice], notice)

@@ -34,12 +34,11 @@ def build() -> tuple[gr.HTML, gr.State]:
     return (gr.HTML(timeline_html([]), elem_id="train-samples"), gr.State(None))
 
 
-def wire(box: gr.HTML, shown: gr.State, changed, run: gr.Dropdown) -> None:
-    """`changed`: the event of a run folder changing (the Training tab's poll). The poll
-    only updates `shown` (a State, nothing in the page); the box is redrawn from its change
-    event, so a poll that finds samples.jsonl as it was touches nothing in the browser."""
+def wire(box: gr.HTML, shown: gr.State, run: gr.Dropdown) -> None:
+    """`shown`: the file_stamp of the table on screen. The Training tab's poll updates it
+    (a State, nothing in the page) and so does picking a run; the box is redrawn from its
+    change event, so a poll that finds samples.jsonl as it was touches nothing in the page."""
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
-    changed(file_stamp, [run, shown], [shown], **read_kw)
     run.change(file_stamp, [run, gr.State(None)], [shown], **read_kw)
     shown.change(draw, [shown], [box], **read_kw)
 

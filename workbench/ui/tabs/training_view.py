@@ -191,17 +191,17 @@ def folder_stamp(_selected=None, old=None):
 
 
 # -- the live view, in parts ------------------------------------------------------------------
-# What the view shows falls into parts that change at different rates: the progress box and
-# the log at every step, the runs list and the "start here" strip with the step counts, the
-# plots when metrics.jsonl grows (every logging_steps), the run picker and the buttons when a
-# run starts or ends. The poll redraws each group of parts in an event of its own whose
-# outputs are that group's components only, fired only when the group changed (a State's
-# change event): a skipped output still goes through Gradio's pending/complete states in
-# the browser, which on a 2-core machine takes CPU time from the training.
+# What the view shows falls into parts that change at different rates: the progress box, the
+# log, the runs list and the "start here" strip (step counts) at every step; the plots when
+# metrics.jsonl grows (every logging_steps); the run picker and the buttons when a run starts
+# or ends; the sample table at an evaluation. After folder_stamp saw a file change, ONE
+# event (`poll`) redraws the every-step parts and hands the keys of the rarer ones to States,
+# whose change events redraw them only when they changed. Fewer events and fewer outputs
+# both matter: every event is a request and a stream, and every output (gr.skip() included)
+# goes through Gradio's pending/complete states in the browser, which on a 2-core machine
+# takes CPU time from the training (bench/README.md, "The app's own cost").
 
 LOG_LINES = 20
-POLL_GROUPS = {"live": ("progress", "log"), "plots": ("plots",), "runs": ("list", "guide"),
-               "controls": ("controls",)}
 
 
 def read_parts(selected) -> dict:
@@ -279,31 +279,22 @@ def view(selected, shown):
             parts]
 
 
-def poll_parts(selected, *shown) -> list:
-    """The poll's second half (after folder_stamp saw a file change): one value per
-    POLL_GROUPS group, gr.skip() for a group whose parts are as `shown`, so only the groups
-    that changed fire their redraw."""
+def poll(selected, live_old, plots_old, controls_old, samples_old) -> list:
+    """The poll's second half: [progress, log, runs list, strip] (all skipped when as
+    `live_old`), then the keys of the live parts, the plots, the controls and the sample
+    timeline, each gr.skip() when unchanged so that only a changed key fires its redraw."""
+    from workbench.ui.tabs import training_samples
     try:
         parts = read_parts(selected)
     except Exception as exc:  # noqa: BLE001 - shown in the progress box, polling goes on
         widgets.log.error("reading the run folder failed", exc_info=True)
-        return [{"progress": _error_box(exc)}, *[gr.skip()] * (len(POLL_GROUPS) - 1)]
-    out = []
-    for names, old in zip(POLL_GROUPS.values(), shown):
-        value = {name: parts[name] for name in names}
-        out.append(gr.skip() if value == old else value)
-    return out
-
-
-def draw_group(group: str, value: dict) -> list:
-    """The outputs of one POLL_GROUPS group from its poll_parts value."""
-    if group == "live":
-        return [value["progress"], value["log"][1] if "log" in value else gr.skip()]
-    if group == "plots":
-        return draw_plots(value["plots"][0])
-    if group == "runs":
-        return [value["list"], value["guide"]]
-    return draw_controls(value["controls"])
+        return [_error_box(exc), *[gr.skip()] * 8]
+    skip = gr.skip()
+    live = [parts["progress"], parts["log"][1], parts["list"], parts["guide"]]
+    out = [skip] * 4 + [skip] if live == live_old else live + [live]
+    return out + [skip if parts["plots"] == plots_old else parts["plots"],
+                  skip if parts["controls"] == controls_old else parts["controls"],
+                  training_samples.file_stamp(parts["log"][0], samples_old)]
 
 
 def _error_box(exc) -> str:
