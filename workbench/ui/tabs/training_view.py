@@ -162,9 +162,9 @@ def folder_stamp(_selected=None, old=None):
     """The poll's cheap half: {"files": the size and mtime of every run's WATCHED files,
     "clock": a CLOCK_SECONDS clock, "at": when it was last handed out}, or gr.skip() when
     nothing changed since `old` or the last redraw is less than MIN_REDRAW_SECONDS ago.
-    Only when it changes does the page redraw its run view (a State's change event): on a
-    2-core machine every redraw (13 components, two plots, a long page) costs the browser
-    CPU time that the training needs (bench/README.md, "The app's own cost")."""
+    Only when it changes does the page redraw what changed (`poll`, from a State's change
+    event): on a 2-core machine every redraw costs the browser CPU time that the training
+    needs (bench/README.md, "The app's own cost")."""
     import os
     import time
 
