@@ -95,26 +95,38 @@ def cpu_seconds(procs: list[psutil.Process]) -> float:
     return total
 
 
-def from_app(steps: int, name: str) -> dict:
-    from playwright.sync_api import sync_playwright
-    name = f"{name}{int(time.time())}"  # unique: the page must not match an older run
+def start_app() -> tuple[subprocess.Popen, str]:
+    """`launch.py ui` on a free port, returned once it answers: (process, URL)."""
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     server = subprocess.Popen([sys.executable, "launch.py", "ui", "--port", str(port)],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            break
+        except OSError:
+            time.sleep(0.3)
+    return server, url
+
+
+def open_page(playwright, url: str):
+    """Headless Chromium at 1280x900 on `url`: (page, browser)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    return page, browser
+
+
+def from_app(steps: int, name: str) -> dict:
+    from playwright.sync_api import sync_playwright
+    name = f"{name}{int(time.time())}"  # unique: the page must not match an older run
+    server, url = start_app()
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.3)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url)
+            page, browser = open_page(p, url)
             page.locator("#preset-choose input").click()
             page.get_by_role("option", name="cpu-demo · built-in").click()
             page.get_by_role("tab", name="Training", exact=True).click()

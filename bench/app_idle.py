@@ -12,14 +12,11 @@ page (mutations per element id, nearest id up the tree). One line per window; no
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
-import urllib.request
 
 import psutil
 
-from app_cost import CHROMIUM, CHROMIUM_ARGS, ROOT, cpu_seconds, free_port
+from app_cost import cpu_seconds, open_page, start_app
 
 COUNT_MUTATIONS = """() => { window.__wbMut = {}; if (window.__wbObs) window.__wbObs.disconnect();
   window.__wbObs = new MutationObserver(ms => { for (const m of ms) {
@@ -47,22 +44,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "launch.py", "ui", "--port", str(port)],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
+    server, url = start_app()
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.3)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url)
+            page, browser = open_page(p, url)
             page.locator("#dataset-summary").wait_for()
             time.sleep(10)
             print("dataset tab, idle", window(page, psutil.Process(server.pid), args.seconds),
