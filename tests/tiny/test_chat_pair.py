@@ -71,38 +71,48 @@ def test_stop_event_ends_the_generation(comparer):
 
 
 def test_unpacking_the_4bit_weights_changes_no_answer(comparer, monkeypatch):
-    """On a CPU, chat unpacks the 4-bit weights once instead of at every token (issue 9,
-    item 5): the same values bitsandbytes' CPU matmul unpacks, so the same logits."""
+    """On a CPU where bitsandbytes dequantises at every call (no AVX512-BF16 kernel), chat
+    unpacks the 4-bit weights once instead of at every token (issue 9, item 5): the same
+    values that matmul unpacks, so the same logits. The kernel check is pinned so the test
+    does not depend on the CPU it runs on."""
     import bitsandbytes as bnb
     import torch
 
     from workbench import models
+    from workbench.models import loading
 
     def is_4bit(comparer_):
         return any(isinstance(x, bnb.nn.Linear4bit) for x in comparer_.model.modules())
-    assert not is_4bit(comparer)
-    monkeypatch.setattr(models, "unpack_4bit_for_answers", lambda model, **kw: 0)
+    monkeypatch.setattr(loading, "has_own_cpu_kernel", lambda layer: False)
     monkeypatch.setenv("WORKBENCH_HOME", str(comparer.run.parent.parent))  # the run's home
+    unpacked = chat.Comparer(comparer.run)
+    assert not is_4bit(unpacked)
+    monkeypatch.setattr(models, "unpack_4bit_for_answers", lambda model, **kw: 0)
     packed = chat.Comparer(comparer.run)
     assert is_4bit(packed)
     ids = comparer.tokenizer("Who are you? Tell me a story.", return_tensors="pt").input_ids
     with torch.no_grad():
         assert torch.equal(packed.model(input_ids=ids).logits,
-                           comparer.model(input_ids=ids).logits)
-        with packed.model.disable_adapter(), comparer.model.disable_adapter():
+                           unpacked.model(input_ids=ids).logits)
+        with packed.model.disable_adapter(), unpacked.model.disable_adapter():
             assert torch.equal(packed.model(input_ids=ids).logits,
-                               comparer.model(input_ids=ids).logits)
+                               unpacked.model(input_ids=ids).logits)
     assert list(packed.compare("Tell me a story"))[-1] == \
-        list(comparer.compare("Tell me a story"))[-1]
+        list(unpacked.compare("Tell me a story"))[-1]
 
 
-def test_unpacking_is_skipped_when_it_would_not_fit(comparer):
+def test_unpacking_is_skipped_when_it_would_not_fit_or_has_a_kernel(comparer, monkeypatch):
     """The unpacked copy costs the compute dtype's size per weight: not done when that is
-    more than the allowed share of the free RAM."""
+    more than the allowed share of the free RAM, nor where bitsandbytes has its own CPU
+    inference kernel (AVX512-BF16)."""
     import bitsandbytes as bnb
 
     from workbench import models
+    from workbench.models import loading
     base = models.load_model(comparer.preset.model, comparer.preset.quantization)
+    monkeypatch.setattr(loading, "has_own_cpu_kernel", lambda layer: True)
+    assert models.unpack_4bit_for_answers(base) == 0
+    monkeypatch.setattr(loading, "has_own_cpu_kernel", lambda layer: False)
     assert models.unpack_4bit_for_answers(base, share=1e-9) == 0
     assert any(isinstance(x, bnb.nn.Linear4bit) for x in base.modules())
     added = models.unpack_4bit_for_answers(base)

@@ -164,7 +164,9 @@ def unpack_4bit_for_answers(model, *, share: float = UNPACK_SHARE) -> int:
     change (tests/tiny/test_chat_pair.py); bench/README.md ("Answers") has the speed.
     The price is memory: the compute dtype's size per weight instead of about half a
     byte, so it is done only when that fits in `share` of the free RAM, and never on CUDA
-    (its 4-bit kernels are fast) or for training (the unpacked copy is frozen, no grad)."""
+    (its 4-bit kernels are fast), on a CPU where bitsandbytes has a 4-bit inference kernel
+    of its own (AVX512-BF16: `has_own_cpu_kernel`; not measured against unpacking) or for
+    training (the unpacked copy is frozen, no grad)."""
     import bitsandbytes as bnb
     import psutil
     import torch
@@ -172,7 +174,7 @@ def unpack_4bit_for_answers(model, *, share: float = UNPACK_SHARE) -> int:
         return 0
     layers = [(parent, name, child) for parent in model.modules()
               for name, child in parent.named_children() if isinstance(child, bnb.nn.Linear4bit)]
-    if not layers:
+    if not layers or any(has_own_cpu_kernel(child) for _, _, child in layers):
         return 0
     dtype = layers[0][2].compute_dtype or torch.float32
     added = sum(c.in_features * c.out_features for _, _, c in layers) * dtype.itemsize
@@ -192,6 +194,12 @@ def unpack_4bit_for_answers(model, *, share: float = UNPACK_SHARE) -> int:
     log.info("answers: %d 4-bit layers unpacked once to %s (+%.0f MB), not at every token",
              len(layers), str(dtype).replace("torch.", ""), added / 1e6)
     return added
+
+
+def has_own_cpu_kernel(layer) -> bool:
+    """Does bitsandbytes answer with this 4-bit layer through its packed CPU inference kernel
+    (set on AVX512-BF16 CPUs; train.keep_4bit_trainable turns it off for training)?"""
+    return bool(getattr(layer, "support_avx512bf16_for_cpu", False))
 
 
 # -- introspection ------------------------------------------------------------------------
