@@ -239,7 +239,8 @@ def lf_yaml(kind: str, model: Path, steps: int) -> dict:
 
 
 def wb_sets(kind: str, data: Path, steps: int) -> list[str]:
-    sets = [f"data.path={data}", "data.eval_fraction=0", f"train.max_steps={steps}",
+    sets = [f"data.path={data}", "data.eval_fraction=0", "data.mix=[]",  # LF has no mix
+            f"train.max_steps={steps}",
             "train.max_length=384", "train.batch_size=4", "train.grad_accum=1",
             "lora.r=8", "lora.alpha=16", "lora.dropout=0.05", "lora.target_modules=all-linear",
             "quantization.mode=nf4", "quantization.double_quant=true"]

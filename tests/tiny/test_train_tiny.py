@@ -43,6 +43,23 @@ def test_lora_moves_and_base_stays(tiny_model_dir, mode):
     assert len(unchanged) == len(base_before), "the frozen base must not change"
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_adapters_follow_the_compute_dtype(tiny_model_dir, dtype):
+    """trl stores a quantised base's LoRA weights in bfloat16 whatever the compute dtype;
+    under float32 compute that made every LoRA matmul emulated bfloat16 on AVX2 CPUs.
+    Float32 compute gets float32 adapters (and says so); bfloat16 keeps trl's choice."""
+    preset = tiny_preset(tiny_model_dir, "quantization.mode=nf4",
+                         f"quantization.compute_dtype={dtype}")
+    run = runs.create(preset, f"tiny-adapters-{dtype}")
+    lines = []
+    trainer = train.build_trainer(preset, run, time.monotonic(), log=lines.append)
+    lora = {n: p.dtype for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert lora and all("lora_" in n for n in lora)
+    assert set(lora.values()) == {getattr(torch, dtype)}, lora
+    said = [line for line in lines if line.startswith("LoRA weights kept in float32")]
+    assert len(said) == (dtype == "float32"), lines
+
+
 def test_run_folder_merge_and_compare(tiny_model_dir):
     preset = tiny_preset(tiny_model_dir, "quantization.mode=nf4")
     run = runs.create(preset, "tiny-full")

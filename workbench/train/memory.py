@@ -120,8 +120,10 @@ def estimate(shape: ModelShape, method: str = "qlora", *, r: int = 8, alpha: flo
              device: str = "cuda") -> Estimate:
     """Peak training memory in bytes. `alpha` does not change memory (kept for symmetry).
 
-    lora_dtype: None follows TRL's SFTTrainer: bf16 adapters on a quantised base (as the
-    QLoRA paper did), fp32 on a 16-bit base (peft's autocast_adapter_dtype).
+    lora_dtype: None follows what training does: bf16 adapters on a quantised base under
+    bf16 compute (TRL's SFTTrainer, as the QLoRA paper did), fp32 otherwise (Workbench casts
+    TRL's bf16 adapters back under fp32/fp16 compute; peft's autocast_adapter_dtype on a
+    16-bit base).
     lm_head: 'fused' = TRL's chunked log-prob head, 'full' = logits materialised.
     device: 'cuda' or 'cpu' (paged optimizers fall back to adamw_torch on CPU).
     """
@@ -151,9 +153,10 @@ def estimate(shape: ModelShape, method: str = "qlora", *, r: int = 8, alpha: flo
     if quantised and device == "cpu":
         notes.append("a first (uncached) quantising load on a CPU leaves the 16-bit checkpoint "
                      "memory-mapped: its pages show in RSS but are not counted here")
-    # 16-bit adapters only under 16-bit compute: with float32 compute (auto on a CPU
-    # without native bf16) the trainer has no bf16 autocast and keeps them in float32
-    lora_dtype = lora_dtype or ("bfloat16" if quantised and a == 2 else "float32")
+    # bf16 adapters only under bf16 compute: train.adapters_in_compute_dtype keeps them in
+    # float32 otherwise (float32 compute: auto on a CPU without native bf16; float16)
+    lora_dtype = lora_dtype or ("bfloat16" if quantised and compute_dtype == "bfloat16"
+                                else "float32")
     lb = DTYPE_BYTES[lora_dtype]
     h, L, tokens = shape.hidden, shape.layers, batch_size * seq_len
     lin = shape.linear_params
