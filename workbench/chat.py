@@ -10,12 +10,14 @@ in memory. `compare()` streams: it yields (base_text, tuned_text) as tokens arri
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
 from workbench import runs
 from workbench.config import GenerationCfg
 from workbench.errors import RunError
+from workbench.models.answer_lora import ALL
 
 
 def build_messages(prompt: str, history: list[tuple[str, str]] | None,
@@ -58,6 +60,9 @@ class Comparer:
         self.model = PeftModel.from_pretrained(base, str(self.run / "adapter"))
         self.model.eval()
         models.unpack_4bit_for_answers(self.model)  # on a CPU: once, not at every token
+        # plain LoRA on plain Linear layers (after unpacking): lean layers whose rows switch
+        # the adapter on and off; None keeps PEFT (CUDA, packed 4-bit, DoRA, ...)
+        self.switch = models.lean_lora_for_answers(self.model)
         self.lock = threading.Lock()  # one generation at a time: the adapter switch is global
 
     def _stream(self, messages: list[dict], gen: GenerationCfg, adapter: bool):
@@ -73,12 +78,8 @@ class Comparer:
 
         def work():
             try:
-                with torch.no_grad():
-                    if adapter:
-                        self.model.generate(**kwargs)
-                    else:
-                        with self.model.disable_adapter():
-                            self.model.generate(**kwargs)
+                with torch.no_grad(), self._adapter(ALL if adapter else None):
+                    self._generator().generate(**kwargs)
             except BaseException as exc:  # noqa: BLE001 - reported to the caller below
                 errors.append(exc)
                 streamer.end()
@@ -92,6 +93,31 @@ class Comparer:
         thread.join()
         if errors:
             raise errors[0]
+
+    def _generator(self):
+        return self.switch.model if self.switch else self.model
+
+    @contextlib.contextmanager
+    def _adapter(self, rows):
+        """The adapter on for `rows` (ALL, a slice of the batch, or None: off) while inside.
+        PEFT: a slice is a mixed batch, given to generate() as adapter_names instead."""
+        if self.switch:
+            self.switch.rows = rows
+            try:
+                yield
+            finally:
+                self.switch.rows = None
+        elif rows is None:
+            with self.model.disable_adapter():
+                yield
+        else:
+            yield
+
+    def logits(self, input_ids, *, adapter: bool):
+        """One forward pass's logits with the adapter on or off (for checks)."""
+        import torch
+        with self.lock, torch.no_grad(), self._adapter(ALL if adapter else None):
+            return self._generator()(input_ids=input_ids).logits
 
     def answer(self, prompt: str, *, adapter: bool, history=None,
                gen: GenerationCfg | None = None) -> str:
@@ -143,12 +169,15 @@ class Comparer:
         def work():
             from transformers import StoppingCriteriaList
             try:
-                with torch.no_grad():
-                    self.model.generate(
+                # row 0 base, row 1 tuned: lean layers add the adapter to row 1 only;
+                # PEFT runs a mixed batch by adapter name
+                mixed = {} if self.switch else {"adapter_names": ["__base__", ADAPTER_NAME]}
+                with torch.no_grad(), self._adapter(slice(1, 2)):
+                    self._generator().generate(
                         input_ids=input_ids.to(self.model.device),
                         attention_mask=attention.to(self.model.device),
-                        adapter_names=["__base__", ADAPTER_NAME], streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([stopper]), **kwargs)
+                        streamer=streamer, stopping_criteria=StoppingCriteriaList([stopper]),
+                        **mixed, **kwargs)
             except BaseException as exc:  # noqa: BLE001 - reported to the caller below
                 errors.append(exc)
             finally:

@@ -90,15 +90,37 @@ def test_unpacking_the_4bit_weights_changes_no_answer(comparer, monkeypatch):
     monkeypatch.setattr(models, "unpack_4bit_for_answers", lambda model, **kw: 0)
     packed = chat.Comparer(comparer.run)
     assert is_4bit(packed)
+    # packed: PEFT's LoRA layers over 4-bit ones; unpacked: lean LoRA over plain Linear
+    assert packed.switch is None and unpacked.switch is not None
     ids = comparer.tokenizer("Who are you? Tell me a story.", return_tensors="pt").input_ids
-    with torch.no_grad():
-        assert torch.equal(packed.model(input_ids=ids).logits,
-                           unpacked.model(input_ids=ids).logits)
-        with packed.model.disable_adapter(), unpacked.model.disable_adapter():
-            assert torch.equal(packed.model(input_ids=ids).logits,
-                               unpacked.model(input_ids=ids).logits)
+    for adapter in (True, False):
+        assert torch.equal(packed.logits(ids, adapter=adapter),
+                           unpacked.logits(ids, adapter=adapter)), adapter
+    assert not torch.equal(unpacked.logits(ids, adapter=True),
+                           unpacked.logits(ids, adapter=False))
     assert list(packed.compare("Tell me a story"))[-1] == \
         list(unpacked.compare("Tell me a story"))[-1]
+
+
+def test_lean_lora_only_for_plain_lora(tiny_model_dir):
+    """The lean layers replace PEFT only where the adapter is plain LoRA on plain Linear
+    layers; DoRA (a magnitude vector) and 4-bit base layers keep PEFT's own forward."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from workbench import models
+
+    def peft(**kw):
+        return get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                              LoraConfig(r=4, target_modules="all-linear", **kw)).eval()
+    assert models.lean_lora_for_answers(peft(use_dora=True)) is None
+    assert models.lean_lora_for_answers(peft(modules_to_save=["lm_head"])) is None
+    plain = peft()
+    switch = models.lean_lora_for_answers(plain)
+    assert switch is not None and switch.rows is None
+    kinds = {type(m).__name__ for m in switch.model.modules()}
+    assert "LeanLoRA" in kinds and not any(k.startswith("Lora") or k == "Linear4bit"
+                                           for k in kinds), kinds
 
 
 def test_unpacking_is_skipped_when_it_would_not_fit_or_has_a_kernel(comparer, monkeypatch):

@@ -7,10 +7,12 @@
 
 - sources.py: embedded GGUF, local folders, local .gguf files, Hub ids → a local folder;
 - loading.py: tokenizer, (quantised) model, the CPU cache of quantised weights;
+- answer_lora.py: LoRA layers without PEFT's per-layer bookkeeping, for answers on a CPU;
 - shapes.py: vocabulary, hidden size, layers, heads without loading weights.
 Weights are loaded from safetensors only; model code from the Hub runs only when asked.
 """
 
+from workbench.models.answer_lora import lean_lora_for_answers
 from workbench.models.loading import (QUANT_MARKER, device, footprint_bytes,
                                       is_quantized_cached, linear_module_names, load_model,
                                       load_tokenizer, quantized_cache_path,
@@ -23,7 +25,7 @@ from workbench.models.sources import (CHATML_TEMPLATE, EMBEDDED, HUB_PROBE_TIMEO
 
 __all__ = ["QUANT_MARKER", "device", "footprint_bytes", "is_quantized_cached",
            "linear_module_names", "load_model", "load_tokenizer", "quantized_cache_path",
-           "unpack_4bit_for_answers",
+           "unpack_4bit_for_answers", "lean_lora_for_answers",
            "NAMED", "ModelShape", "gguf_shape", "shape_for", "CHATML_TEMPLATE", "EMBEDDED",
            "HUB_PROBE_TIMEOUT", "IMPORT_DTYPE", "IMPORT_FORMAT", "MARKER", "embedded_gguf",
            "gguf_slug", "hub_reachable", "is_ready", "models_cache_dir", "resolve",
