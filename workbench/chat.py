@@ -102,11 +102,8 @@ class Comparer:
         """The adapter on for `rows` (ALL, a slice of the batch, or None: off) while inside.
         PEFT: a slice is a mixed batch, given to generate() as adapter_names instead."""
         if self.switch:
-            self.switch.rows = rows
-            try:
+            with self.switch.on(rows):
                 yield
-            finally:
-                self.switch.rows = None
         elif rows is None:
             with self.model.disable_adapter():
                 yield

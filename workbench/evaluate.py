@@ -13,7 +13,9 @@ base answers correctly; bench/check_probe.py checks it).
 For each base model (runs that share model and quantisation share it) the base is loaded
 ONCE, the way the runs trained it; every run's adapter is loaded onto it under its own name
 (PeftModel.load_adapter) and switched with set_adapter; the base answers with the adapters
-off (disable_adapter). Answers are greedy and short (MAX_NEW_TOKENS), prompts in batches.
+off (disable_adapter). On a CPU, where chat's lean LoRA layers apply, those do the switching
+instead (models.lean_lora_for_answers). Answers are greedy and short (MAX_NEW_TOKENS),
+prompts in batches.
 
 Per run the report holds:
 - answers: per prompt {prompt, reference, base, tuned, base_match, tuned_match};
@@ -34,6 +36,7 @@ dropped, whitespace collapsed), the answer equals it or contains it as whole wor
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import time
@@ -45,6 +48,7 @@ from pathlib import Path
 from workbench import fsio, paths, runs
 from workbench.errors import (DataError, RunError, WorkbenchError, describe, path_text,
                               plain)
+from workbench.models.answer_lora import ALL
 
 __all__ = ["PromptItem", "DEFAULT_PROMPTS", "MAX_NEW_TOKENS", "read_prompts", "normalise",
            "matches", "generate_answers", "general_items", "evaluate", "save_report"]
@@ -194,16 +198,27 @@ def general_items(tokenizer, items: list[PromptItem]) -> list[tuple[str, str]]:
     return out
 
 
-def _perplexity(model, batches, adapter: str | None) -> float | None:
+@contextlib.contextmanager
+def _adapter(model, switch, name: str | None):
+    """The model with adapter `name` on (None: the base) for what runs inside: through the
+    lean LoRA layers' switch where chat's CPU path applies, else PEFT's own switching."""
+    if switch is not None:
+        with switch.on(ALL if name else None, name):
+            yield switch.model
+    elif name is None:
+        with model.disable_adapter():
+            yield model
+    else:
+        model.set_adapter(name)
+        yield model
+
+
+def _perplexity(model, switch, batches, adapter: str | None) -> float | None:
     from workbench.quant import compare as qcompare
     if not batches:
         return None
-    if adapter is None:
-        with model.disable_adapter():
-            ppl = qcompare.measure_perplexity(model, batches)[0]
-    else:
-        model.set_adapter(adapter)
-        ppl = qcompare.measure_perplexity(model, batches)[0]
+    with _adapter(model, switch, adapter) as answering:
+        ppl = qcompare.measure_perplexity(answering, batches)[0]
     return round(ppl, 4) if ppl == ppl else None  # NaN: nothing scored
 
 
@@ -266,19 +281,20 @@ def evaluate(run_refs, prompts=None, *, max_new_tokens: int = MAX_NEW_TOKENS,
             model.load_adapter(str(run / "adapter"), adapter_name=names[run])
         model.eval()
         models.unpack_4bit_for_answers(model)  # on a CPU: once, not at every token
+        switch = models.lean_lora_for_answers(model)  # as chat: None keeps PEFT's layers
 
         say(f"base answers ({len(items)} prompts)")
-        with model.disable_adapter():
-            base_answers = generate_answers(model, tokenizer, items, max_new_tokens)
+        with _adapter(model, switch, None) as answering:
+            base_answers = generate_answers(answering, tokenizer, items, max_new_tokens)
         general_batches = qcompare.token_batches(
             tokenizer, general_items(tokenizer, general), PPL_MAX_TOKENS,
             first.train.max_length)
-        base_general = _perplexity(model, general_batches, None)
+        base_general = _perplexity(model, switch, general_batches, None)
         for run in members:
             preset = presets[run]
             say(f"{run.name}: answers")
-            model.set_adapter(names[run])
-            tuned = generate_answers(model, tokenizer, items, max_new_tokens)
+            with _adapter(model, switch, names[run]) as answering:
+                tuned = generate_answers(answering, tokenizer, items, max_new_tokens)
             eval_batches, eval_source = [], "not measured"
             if perplexity:
                 say(f"{run.name}: perplexity")
@@ -290,11 +306,12 @@ def evaluate(run_refs, prompts=None, *, max_new_tokens: int = MAX_NEW_TOKENS,
                     eval_source = f"not measured: {describe(exc)}"
             results[run] = _run_report(
                 run, preset, items, base_answers, tuned,
-                {"eval": {"base": _perplexity(model, eval_batches, None),
-                          "tuned": _perplexity(model, eval_batches, names[run]),
+                {"eval": {"base": _perplexity(model, switch, eval_batches, None),
+                          "tuned": _perplexity(model, switch, eval_batches, names[run]),
                           "source": eval_source},
                  "general": {"base": base_general,
-                             "tuned": _perplexity(model, general_batches, names[run]),
+                             "tuned": _perplexity(model, switch, general_batches,
+                                                  names[run]),
                              "source": f"{plain(str(DEFAULT_PROMPTS.name), 80)} "
                                        "(questions with their answers)" if perplexity
                                        else "not measured"}})

@@ -161,3 +161,20 @@ def test_answers_only_and_a_blind_pair(two_runs, tiny_model_dir):
     pair = promptset.blind_pair([f.name for f in folders], item, rng=random.Random(0),
                                 max_new_tokens=8)
     assert sorted(pair["sources"]) == sorted(f.name for f in folders)
+
+
+def test_lean_lora_layers_answer_as_peft(two_runs, monkeypatch):
+    """On a CPU eval switches adapters through chat's lean LoRA layers: the report (answers
+    and every perplexity) is the one PEFT's own switching gives."""
+    from workbench import evaluate, models
+    folders, prompts = two_runs
+    used = []
+    real = models.lean_lora_for_answers
+    monkeypatch.setattr(models, "lean_lora_for_answers",
+                        lambda model: used.append(real(model)) or used[-1])
+    lean = evaluate.evaluate([f.name for f in folders], prompts, save=False, max_new_tokens=6)
+    assert used and used[0] is not None
+    monkeypatch.setattr(models, "lean_lora_for_answers", lambda model: None)
+    peft = evaluate.evaluate([f.name for f in folders], prompts, save=False, max_new_tokens=6)
+    assert [r["answers"] for r in lean["runs"]] == [r["answers"] for r in peft["runs"]]
+    assert [r["perplexity"] for r in lean["runs"]] == [r["perplexity"] for r in peft["runs"]]

@@ -29,4 +29,4 @@ __all__ = ["QUANT_MARKER", "device", "footprint_bytes", "is_quantized_cached",
            "NAMED", "ModelShape", "gguf_shape", "shape_for", "CHATML_TEMPLATE", "EMBEDDED",
            "HUB_PROBE_TIMEOUT", "IMPORT_DTYPE", "IMPORT_FORMAT", "MARKER", "embedded_gguf",
            "gguf_slug", "hub_reachable", "is_ready", "models_cache_dir", "resolve",
-           "sources", "loading", "shapes", "weights"]
+           "sources", "loading", "shapes", "weights", "answer_lora"]
