@@ -22,7 +22,8 @@ def tiny_run(tiny_model_dir):
         f"model.name_or_path={tiny_model_dir}", "data.path=data/identity.jsonl",
         "quantization.mode=nf4", "quantization.compute_dtype=float32", "train.max_steps=3",
         "train.batch_size=2", "train.max_length=128", "train.logging_steps=1",
-        "train.eval_steps=50", "train.save_steps=50", "lora.r=4"])
+        "train.eval_steps=50", "train.save_steps=50", "lora.r=4",
+        "data.mix=[{path: data/general_mix.jsonl, fraction: 0.5}]"])  # as cpu-demo mixes
     run = runs.create(preset, "tiny-bundle")
     assert train.train(run)["state"] == "completed"
     return run
@@ -42,6 +43,12 @@ def test_bundle_then_check_reproduces_the_losses(tiny_run, tiny_model_dir, capsy
     (f,) = rep["data"]["files"]
     assert f["bundled"] == "data/identity.jsonl" and f["rows"] == 72
     assert f["sha256"] == bundle.file_sha256(out / f["bundled"])
+    # data.mix's general file travels too: the run trained on its rows as well
+    ((g,),) = [m["files"] for m in rep["data"]["mix"]]
+    assert rep["data"]["mix"][0]["fraction"] == 0.5
+    assert g["bundled"] == "data/general_mix.jsonl"
+    assert g["sha256"] == bundle.file_sha256(out / g["bundled"])
+    assert rep["data"]["train_examples"] + rep["data"]["eval_examples"] == 72 + 36
     # the base: the tiny folder is small, so bundled, each file with its sha256
     assert rep["base"]["kind"] == "folder" and rep["base"]["bundled"] == "base"
     assert rep["base"]["files"]["model.safetensors"] == bundle.file_sha256(

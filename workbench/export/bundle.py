@@ -70,10 +70,25 @@ def data_files(preset) -> list[dict]:
              "sha256": file_sha256(path)} for name, path in files.resolve_files(preset.data.path)]
 
 
+def mix_files(preset) -> list[dict]:
+    """{fraction, files: [{name, path, bytes, sha256}]} for each data.mix entry."""
+    from workbench.data import files
+    return [{"fraction": entry["fraction"],
+             "files": [{"name": name, "path": str(path.resolve()),
+                        "bytes": path.stat().st_size, "sha256": file_sha256(path), "rows": None}
+                       for name, path in files.resolve_files(entry["path"])]}
+            for entry in preset.data.mix or []]
+
+
 def _examples(preset) -> tuple[list, list]:
+    """The training examples exactly as train.build_datasets makes them: the user's rows
+    split, then each data.mix entry's rows split the same way and appended."""
     from workbench import data
+    from workbench.data import mix
     loaded = data.load(preset.data)
     train_conv, eval_conv = data.split(loaded.rows, preset.data.eval_fraction, preset.data.seed)
+    parts = mix.load(preset.data, len(loaded.rows), loaded.format)
+    train_conv, eval_conv = mix.add(train_conv, eval_conv, preset.data, parts)
     only = preset.train.completion_only_loss
     return data.to_examples(train_conv, only), data.to_examples(eval_conv, only)
 
@@ -167,6 +182,9 @@ def _readme(run: Path, rec: dict) -> str:
              + (f"; get it with `{base['source']}`" if base.get("source") else ""))
     files = "\n".join(f"| `{f['bundled'] or f['path']}` | {f['rows']} | {f['bytes']:,} | "
                       f"`{f['sha256'][:16]}…` |" for f in data["files"])
+    files += "".join(f"\n| `{f['bundled'] or f['path']}` (data.mix, fraction {m['fraction']:g}) "
+                     f"| | {f['bytes']:,} | `{f['sha256'][:16]}…` |"
+                     for m in data.get("mix") or [] for f in m["files"])
     gguf = " gguf" if base["kind"] == "gguf" else ""
     return f"""# Reproducibility bundle: {run.name}
 
@@ -223,9 +241,12 @@ def make(run_ref, out: str | os.PathLike | None = None, *, progress=None) -> dic
         say("hashing the data")
         files = data_files(preset)
         counts = _row_counts(preset)
-        copied = sum(f["bytes"] for f in files) < SIZE_LIMIT
+        mixed = mix_files(preset)  # data.mix's general files travel with the data
+        general = [f for m in mixed for f in m["files"]]
+        copied = sum(f["bytes"] for f in files + general) < SIZE_LIMIT
         for f in files:
             f["rows"] = counts.get(f["name"])
+        for f in files + general:
             f["bundled"] = None
             if copied:
                 target = tmp / "data" / Path(f["path"]).name
@@ -242,7 +263,7 @@ def make(run_ref, out: str | os.PathLike | None = None, *, progress=None) -> dic
         rec = {"bundle_format": 1, "run": run.name, "created_at": runs.now_iso(),
                "preset": preset.to_dict(), "resolved": _resolved(run, preset),
                "base": base_entry(preset.model.name_or_path, tmp),
-               "data": {"files": files, "copied": copied,
+               "data": {"files": files, "mix": mixed, "copied": copied,
                         "train_examples": len(train_rows), "eval_examples": len(eval_rows),
                         "examples_sha256": {"train": examples_sha256(train_rows),
                                             "eval": examples_sha256(eval_rows)}},
