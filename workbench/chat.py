@@ -10,14 +10,13 @@ in memory. `compare()` streams: it yields (base_text, tuned_text) as tokens arri
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from pathlib import Path
 
 from workbench import runs
 from workbench.config import GenerationCfg
 from workbench.errors import RunError
-from workbench.models.answer_lora import ALL
+from workbench.models.answer_lora import ALL, answering
 
 
 def build_messages(prompt: str, history: list[tuple[str, str]] | None,
@@ -78,8 +77,8 @@ class Comparer:
 
         def work():
             try:
-                with torch.no_grad(), self._adapter(ALL if adapter else None):
-                    self._generator().generate(**kwargs)
+                with torch.no_grad(), self._answering(ALL if adapter else None) as model:
+                    model.generate(**kwargs)
             except BaseException as exc:  # noqa: BLE001 - reported to the caller below
                 errors.append(exc)
                 streamer.end()
@@ -94,27 +93,16 @@ class Comparer:
         if errors:
             raise errors[0]
 
-    def _generator(self):
-        return self.switch.model if self.switch else self.model
-
-    @contextlib.contextmanager
-    def _adapter(self, rows):
-        """The adapter on for `rows` (ALL, a slice of the batch, or None: off) while inside.
-        PEFT: a slice is a mixed batch, given to generate() as adapter_names instead."""
-        if self.switch:
-            with self.switch.on(rows):
-                yield
-        elif rows is None:
-            with self.model.disable_adapter():
-                yield
-        else:
-            yield
+    def _answering(self, rows):
+        """The model to call with the adapter on for `rows` (ALL, a slice of the batch, or
+        None: off) while inside (models.answer_lora.answering)."""
+        return answering(self.model, self.switch, rows)
 
     def logits(self, input_ids, *, adapter: bool):
         """One forward pass's logits with the adapter on or off (for checks)."""
         import torch
-        with self.lock, torch.no_grad(), self._adapter(ALL if adapter else None):
-            return self._generator()(input_ids=input_ids).logits
+        with self.lock, torch.no_grad(), self._answering(ALL if adapter else None) as model:
+            return model(input_ids=input_ids).logits
 
     def answer(self, prompt: str, *, adapter: bool, history=None,
                gen: GenerationCfg | None = None) -> str:
@@ -169,8 +157,8 @@ class Comparer:
                 # row 0 base, row 1 tuned: lean layers add the adapter to row 1 only;
                 # PEFT runs a mixed batch by adapter name
                 mixed = {} if self.switch else {"adapter_names": ["__base__", ADAPTER_NAME]}
-                with torch.no_grad(), self._adapter(slice(1, 2)):
-                    self._generator().generate(
+                with torch.no_grad(), self._answering(slice(1, 2)) as model:
+                    model.generate(
                         input_ids=input_ids.to(self.model.device),
                         attention_mask=attention.to(self.model.device),
                         streamer=streamer, stopping_criteria=StoppingCriteriaList([stopper]),

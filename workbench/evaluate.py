@@ -36,7 +36,6 @@ dropped, whitespace collapsed), the answer equals it or contains it as whole wor
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import time
@@ -48,7 +47,7 @@ from pathlib import Path
 from workbench import fsio, paths, runs
 from workbench.errors import (DataError, RunError, WorkbenchError, describe, path_text,
                               plain)
-from workbench.models.answer_lora import ALL
+from workbench.models.answer_lora import ALL, answering
 
 __all__ = ["PromptItem", "DEFAULT_PROMPTS", "MAX_NEW_TOKENS", "read_prompts", "normalise",
            "matches", "generate_answers", "general_items", "evaluate", "save_report"]
@@ -198,27 +197,18 @@ def general_items(tokenizer, items: list[PromptItem]) -> list[tuple[str, str]]:
     return out
 
 
-@contextlib.contextmanager
 def _adapter(model, switch, name: str | None):
     """The model with adapter `name` on (None: the base) for what runs inside: through the
     lean LoRA layers' switch where chat's CPU path applies, else PEFT's own switching."""
-    if switch is not None:
-        with switch.on(ALL if name else None, name):
-            yield switch.model
-    elif name is None:
-        with model.disable_adapter():
-            yield model
-    else:
-        model.set_adapter(name)
-        yield model
+    return answering(model, switch, ALL if name else None, name)
 
 
 def _perplexity(model, switch, batches, adapter: str | None) -> float | None:
     from workbench.quant import compare as qcompare
     if not batches:
         return None
-    with _adapter(model, switch, adapter) as answering:
-        ppl = qcompare.measure_perplexity(answering, batches)[0]
+    with _adapter(model, switch, adapter) as current:
+        ppl = qcompare.measure_perplexity(current, batches)[0]
     return round(ppl, 4) if ppl == ppl else None  # NaN: nothing scored
 
 
@@ -284,8 +274,8 @@ def evaluate(run_refs, prompts=None, *, max_new_tokens: int = MAX_NEW_TOKENS,
         switch = models.lean_lora_for_answers(model)  # as chat: None keeps PEFT's layers
 
         say(f"base answers ({len(items)} prompts)")
-        with _adapter(model, switch, None) as answering:
-            base_answers = generate_answers(answering, tokenizer, items, max_new_tokens)
+        with _adapter(model, switch, None) as current:
+            base_answers = generate_answers(current, tokenizer, items, max_new_tokens)
         general_batches = qcompare.token_batches(
             tokenizer, general_items(tokenizer, general), PPL_MAX_TOKENS,
             first.train.max_length)
@@ -293,8 +283,8 @@ def evaluate(run_refs, prompts=None, *, max_new_tokens: int = MAX_NEW_TOKENS,
         for run in members:
             preset = presets[run]
             say(f"{run.name}: answers")
-            with _adapter(model, switch, names[run]) as answering:
-                tuned = generate_answers(answering, tokenizer, items, max_new_tokens)
+            with _adapter(model, switch, names[run]) as current:
+                tuned = generate_answers(current, tokenizer, items, max_new_tokens)
             eval_batches, eval_source = [], "not measured"
             if perplexity:
                 say(f"{run.name}: perplexity")

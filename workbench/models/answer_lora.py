@@ -6,6 +6,8 @@
     >>> switch.rows = slice(1, 2)   # a batch of two: row 0 base, row 1 tuned (Compare)
     >>> switch.adapter = "run1"     # which adapter, where several are loaded (eval)
     >>> switch.model.generate(...)
+    >>> with answering(peft_model, switch, ALL, "run1") as model:   # either path
+    ...     model.generate(...)
 
 Why: generating runs every LoRA layer once per token, and PEFT's LoRA forward does a lot of
 Python per call (active adapters, merge state, dtype casts, dropout, the mixed-batch
@@ -46,6 +48,24 @@ class Switch:
             yield
         finally:
             self.rows, self.adapter = before
+
+
+@contextlib.contextmanager
+def answering(peft_model, switch: Switch | None, rows, adapter: str | None = None):
+    """The model to call with the adapter (`adapter`, default: the current one) on for
+    `rows` (None: off; ALL; a slice of the batch) while inside: through the lean layers'
+    switch where they replaced PEFT's, else PEFT's own switching (disable_adapter,
+    set_adapter; a slice is then the caller's mixed batch, given as adapter_names)."""
+    if switch is not None:
+        with switch.on(rows, adapter):
+            yield switch.model
+    elif rows is None:
+        with peft_model.disable_adapter():
+            yield peft_model
+    else:
+        if adapter is not None:
+            peft_model.set_adapter(adapter)
+        yield peft_model
 
 
 def _lean_class():
