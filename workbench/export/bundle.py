@@ -65,32 +65,27 @@ def examples_sha256(rows: list) -> str:
 
 def data_files(preset) -> list[dict]:
     """{name, path, bytes, sha256} for each data file the preset names."""
-    from workbench.data import files
-    return [{"name": name, "path": str(path.resolve()), "bytes": path.stat().st_size,
-             "sha256": file_sha256(path)} for name, path in files.resolve_files(preset.data.path)]
+    return _file_records(preset.data.path)
 
 
 def mix_files(preset) -> list[dict]:
-    """{fraction, files: [{name, path, bytes, sha256}]} for each data.mix entry."""
-    from workbench.data import files
+    """{fraction, files: [{name, path, bytes, sha256, rows: None}]} for each data.mix entry."""
     return [{"fraction": entry["fraction"],
-             "files": [{"name": name, "path": str(path.resolve()),
-                        "bytes": path.stat().st_size, "sha256": file_sha256(path), "rows": None}
-                       for name, path in files.resolve_files(entry["path"])]}
+             "files": [{**f, "rows": None} for f in _file_records(entry["path"])]}
             for entry in preset.data.mix or []]
 
 
+def _file_records(spec: str) -> list[dict]:
+    from workbench.data import files
+    return [{"name": name, "path": str(path.resolve()), "bytes": path.stat().st_size,
+             "sha256": file_sha256(path)} for name, path in files.resolve_files(spec)]
+
+
 def _examples(preset) -> tuple[list, list]:
-    """The training examples exactly as train.build_datasets makes them: the user's rows
-    split, then each data.mix entry's rows split the same way and appended."""
-    from workbench import data
-    from workbench.data import mix
-    loaded = data.load(preset.data)
-    train_conv, eval_conv = data.split(loaded.rows, preset.data.eval_fraction, preset.data.seed)
-    parts = mix.load(preset.data, len(loaded.rows), loaded.format)
-    train_conv, eval_conv = mix.add(train_conv, eval_conv, preset.data, parts)
-    only = preset.train.completion_only_loss
-    return data.to_examples(train_conv, only), data.to_examples(eval_conv, only)
+    """The training examples exactly as training made them (data.mix included)."""
+    from workbench import train
+    train_rows, eval_rows, _ = train.training_examples(preset)
+    return train_rows, eval_rows
 
 
 def _row_counts(preset) -> dict[str, int]:

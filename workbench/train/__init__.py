@@ -26,7 +26,7 @@ from workbench.config import Preset
 from workbench.errors import WorkbenchError
 
 __all__ = ["BNB_OPTIMIZERS", "is_main_process", "effective_optimizer", "oom_advice",
-           "build_datasets", "lora_config", "sft_config", "make_callback",
+           "training_examples", "build_datasets", "lora_config", "sft_config", "make_callback",
            "train", "keep_4bit_trainable", "build_trainer", "lora", "memory", "preview",
            "dryrun", "measure", "distributed", "folder"]
 
@@ -68,10 +68,9 @@ def _is_oom(exc: BaseException) -> bool:
 
 # -- datasets -------------------------------------------------------------------------
 
-def build_datasets(preset: Preset):
-    """(train Dataset, eval Dataset | None, info dict) from the preset's data section."""
-    from datasets import Dataset
-
+def training_examples(preset: Preset) -> tuple[list, list, dict]:
+    """(train examples, eval examples, info dict) from the preset's data section: what the
+    trainer gets, and what a bundle records and its standalone script rebuilds."""
     from workbench import data
     from workbench.data import mix
     loaded = data.load(preset.data)
@@ -85,6 +84,13 @@ def build_datasets(preset: Preset):
     info = {"format": loaded.format, "rows": len(loaded.rows), "dropped": loaded.dropped,
             "train_examples": len(train_rows), "eval_examples": len(eval_rows),
             "mix": mix.info(parts), "mix_summary": mix.summary(parts)}
+    return train_rows, eval_rows, info
+
+
+def build_datasets(preset: Preset):
+    """(train Dataset, eval Dataset | None, info dict) from the preset's data section."""
+    from datasets import Dataset
+    train_rows, eval_rows, info = training_examples(preset)
     train_ds = Dataset.from_list(train_rows)
     eval_ds = Dataset.from_list(eval_rows) if eval_rows else None
     return train_ds, eval_ds, info
@@ -321,7 +327,7 @@ def adapters_in_compute_dtype(model, dtype: str) -> int:
     if dtype == "bfloat16":
         return 0
     cast = 0
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         if param.requires_grad and param.dtype == torch.bfloat16:
             param.data = param.data.to(torch.float32)
             cast += 1
