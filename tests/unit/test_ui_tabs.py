@@ -470,21 +470,21 @@ def test_poll_redraws_only_when_a_run_file_changed(monkeypatch):
     monkeypatch.setattr(training_view, "CLOCK_SECONDS", 10**9)  # no clock tick in the test
     monkeypatch.setattr(training_view, "MIN_REDRAW_SECONDS", 0.0)
     run = make_run(name="live-20250101-120000", state="running", step=3, max_steps=10)
-    first = training_view.folder_stamp(None, None)
+    first = training_view.folder_stamp(None)
     assert isinstance(first, dict)
-    assert training_view.folder_stamp(None, first) == gr.skip()  # nothing changed
+    assert training_view.folder_stamp(first) == gr.skip()  # nothing changed
     with open(run / "metrics.jsonl", "a") as fh:  # a new step's metrics line
         fh.write(json.dumps({"step": 4, "loss": 1.0}) + "\n")
-    second = training_view.folder_stamp(None, first)
+    second = training_view.folder_stamp(first)
     assert isinstance(second, dict) and second["files"] != first["files"]
     make_run(name="other-20250101-130000")  # a new run folder changes it too
-    third = training_view.folder_stamp(None, second)
+    third = training_view.folder_stamp(second)
     assert isinstance(third, dict)
     # at most one redraw per MIN_REDRAW_SECONDS: a change right after one waits a tick
     monkeypatch.setattr(training_view, "MIN_REDRAW_SECONDS", 3600.0)
     make_run(name="third-20250101-140000")
-    assert training_view.folder_stamp(None, third) == gr.skip()
-    assert isinstance(training_view.folder_stamp(None, {**third, "at": 0}), dict)
+    assert training_view.folder_stamp(third) == gr.skip()
+    assert isinstance(training_view.folder_stamp({**third, "at": 0}), dict)
 
 
 def test_poll_redraws_only_the_parts_that_changed():

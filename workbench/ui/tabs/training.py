@@ -139,7 +139,7 @@ def build(ctx) -> TrainingTab:
     # changes at every step, and the plots, the controls and the sample table are redrawn
     # from their keys' change events only when they changed (training_view.poll)
     stamp = gr.State(None)
-    timer.tick(folder_stamp, [run, stamp], [stamp], **read_kw)
+    timer.tick(folder_stamp, [stamp], [stamp], **read_kw)
     live, plots_key, controls_key = gr.State(None), gr.State(None), gr.State(None)
     stamp.change(poll, [run, live, plots_key, controls_key, samples_shown],
                  [progress, log, runs_table, ctx.start_here, live, plots_key, controls_key,

@@ -158,7 +158,7 @@ CLOCK_SECONDS = 15  # elapsed / remaining times move on at least this often
 MIN_REDRAW_SECONDS = 8.0  # while steps are shorter, redraw at most this often
 
 
-def folder_stamp(_selected=None, old=None):
+def folder_stamp(old=None):
     """The poll's cheap half: {"files": the size and mtime of every run's WATCHED files,
     "clock": a CLOCK_SECONDS clock, "at": when it was last handed out}, or gr.skip() when
     nothing changed since `old` or the last redraw is less than MIN_REDRAW_SECONDS ago.
