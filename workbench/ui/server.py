@@ -229,6 +229,7 @@ def run_app(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, auth=None,
     except OSError:
         raise LaunchError(f"port {port} on {host} is in use (another app, or Workbench "
                           f"already running?); choose another with --port {port + 1}") from None
+    calm_queue(demo)
     # transformers loads in the background once the page is up (see widgets.guard)
     from workbench.ui import widgets
     threading.Thread(target=widgets.warm_heavy_imports, daemon=True).start()
@@ -247,6 +248,24 @@ def run_app(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, auth=None,
         demo.close()
     print("Workbench stopped", flush=True)
     return demo, url
+
+
+QUEUE_IDLE_SLEEP = 0.05  # s between looks at an empty event queue (Gradio: 0.001)
+PROGRESS_IDLE_SLEEP = 0.1  # s between looks for progress to send (Gradio: 0.01)
+
+
+def calm_queue(demo) -> None:
+    """Gradio's queue looks for new events every 1 ms and for progress every 10 ms while
+    nothing happens (its own values on Windows are 50 and 100 ms): about 8% of a core
+    spent on an idle app, all the time, which a 2-core machine's training run feels
+    (bench/README.md, "The app's own cost"). Use the Windows values: an event waits at
+    most 50 ms more to start. No public setting exists (Gradio 6); a Gradio without these
+    attributes is left as it is."""
+    queue = getattr(demo, "_queue", None)
+    for name, value in (("sleep_when_free", QUEUE_IDLE_SLEEP),
+                        ("progress_update_sleep_when_free", PROGRESS_IDLE_SLEEP)):
+        if queue is not None and isinstance(getattr(queue, name, None), (int, float)):
+            setattr(queue, name, max(getattr(queue, name), value))
 
 
 def wait_for_stop(demo) -> None:
