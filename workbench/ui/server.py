@@ -190,6 +190,7 @@ def launch_kwargs(host: str, port: int, auth, home: str, tls: dict | None = None
 
     from workbench.ui import security
     from workbench.ui.app import CSS
+    from workbench.ui.frames import EarlyScript
     from workbench.ui.i18n import i18n, page_head
     from workbench.ui.widgets import NUMBER_SCRIPT
     check = security.login_checker(*auth) if auth else None
@@ -201,7 +202,8 @@ def launch_kwargs(host: str, port: int, auth, home: str, tls: dict | None = None
                 mcp_server=False, ssr_mode=False, footer_links=["api", "settings"],
                 i18n=i18n(), css=CSS, head=page_head() + NUMBER_SCRIPT,
                 auth_message="Workbench",
-                app_kwargs={"middleware": [Middleware(security.FileHeaders),
+                app_kwargs={"middleware": [Middleware(EarlyScript),
+                                           Middleware(security.FileHeaders),
                                            Middleware(security.LoginGuard)]},
                 **(tls or {}))
 
