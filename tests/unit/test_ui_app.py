@@ -77,9 +77,23 @@ def test_columns_are_mapped_one_way(demo):
     assert box.interactive is False
 
 
-def test_timer_polls_the_run_folder(demo):
-    timers = _blocks(demo, gr.Timer)
-    assert len(timers) == 1 and 0 < timers[0].value <= 5
+def test_training_tab_polls_outside_gradio_events(demo):
+    # issue 9: a gr.Timer tick is a Gradio event, which costs the page's script time for
+    # every component even when nothing changed; the page asks a queue-less endpoint and
+    # clicks a hidden button only when the run folders changed
+    from workbench.ui.tabs import training
+    assert not _blocks(demo, gr.Timer)
+    refresh = [b for b in _blocks(demo, gr.Button) if b.elem_id == "train-refresh"]
+    assert len(refresh) == 1 and refresh[0].visible == "hidden"
+    config = demo.get_config_file()
+    api = [d for d in config["dependencies"] if d.get("api_name") == training.FOLDER_KEY_API]
+    assert len(api) == 1 and api[0]["queue"] is False
+    clicks = [d for d in config["dependencies"]
+              if [refresh[0]._id, "click"] in [list(x) for x in d["targets"]]]
+    assert len(clicks) == 1  # the one redraw event
+    script = training.POLL_SCRIPT
+    assert f"gradio_api/run/{training.FOLDER_KEY_API}" in script and "train-refresh" in script
+    assert "const EVERY_MS = 4000, MIN_REDRAW_MS = 8000;" in script
 
 
 def test_start_up_imports_no_heavy_library():

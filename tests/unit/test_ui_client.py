@@ -1,6 +1,7 @@
 """One gradio_client round trip against the launched app (in this process, on a free
 port), plus what the server refuses to serve."""
 
+import json
 import os
 import socket
 import time
@@ -57,6 +58,15 @@ def test_round_trip(app, monkeypatch):
     client = Client(app_url, verbose=False)
     names = [p["name"] for p in client.predict(api_name="/presets")]
     assert "cpu-demo" in names
+
+    # the Training tab's poll asks this as the page does (training.POLL_SCRIPT)
+    from workbench.ui.tabs import training
+    ask = urllib.request.Request(f"{app_url}gradio_api/run/{training.FOLDER_KEY_API}",
+                                 data=b'{"data": []}', method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(ask, timeout=10) as resp:
+        key = json.loads(resp.read())["data"][0]
+    assert isinstance(key, str) and len(key) == 16
 
     saved = client.predict("mine", "cpu-demo", ["train.max_steps=5"], False,
                            api_name="/save_preset")

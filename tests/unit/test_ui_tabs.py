@@ -463,28 +463,31 @@ def test_delete_is_off_for_built_in_presets_and_a_cancel_changes_nothing():
     assert "confirm(" in js and "删除你的预设" in js and "Delete your preset" in js
 
 
-def test_poll_redraws_only_when_a_run_file_changed(monkeypatch):
-    """Issue 9: each Training-tab tick only stats the run folders; the view (13 components
-    and two plots) is redrawn only when a status, metrics, log or samples file changed."""
+def test_folder_key_changes_only_when_a_run_file_changed(monkeypatch):
+    """Issue 9: the page's poll asks for folder_key (stats of the run folders) and redraws
+    the view (13 components and two plots) only when it changed: a status, metrics, log or
+    samples file, a new run, or, while a run runs, the CLOCK_SECONDS clock."""
     from workbench.ui.tabs import training_view
-    monkeypatch.setattr(training_view, "CLOCK_SECONDS", 10**9)  # no clock tick in the test
-    monkeypatch.setattr(training_view, "MIN_REDRAW_SECONDS", 0.0)
+    clock = [1_000_000.0]
+    monkeypatch.setattr("time.time", lambda: clock[0])
     run = make_run(name="live-20250101-120000", state="running", step=3, max_steps=10)
-    first = training_view.folder_stamp(None)
-    assert isinstance(first, dict)
-    assert training_view.folder_stamp(first) == gr.skip()  # nothing changed
+    first = training_view.folder_key()
+    assert isinstance(first, str) and training_view.folder_key() == first  # nothing changed
     with open(run / "metrics.jsonl", "a") as fh:  # a new step's metrics line
         fh.write(json.dumps({"step": 4, "loss": 1.0}) + "\n")
-    second = training_view.folder_stamp(first)
-    assert isinstance(second, dict) and second["files"] != first["files"]
-    make_run(name="other-20250101-130000")  # a new run folder changes it too
-    third = training_view.folder_stamp(second)
-    assert isinstance(third, dict)
-    # at most one redraw per MIN_REDRAW_SECONDS: a change right after one waits a tick
-    monkeypatch.setattr(training_view, "MIN_REDRAW_SECONDS", 3600.0)
-    make_run(name="third-20250101-140000")
-    assert training_view.folder_stamp(third) == gr.skip()
-    assert isinstance(training_view.folder_stamp({**third, "at": 0}), dict)
+    second = training_view.folder_key()
+    assert second != first
+    clock[0] += training_view.CLOCK_SECONDS  # elapsed time moves on while it runs
+    third = training_view.folder_key()
+    assert third != second
+    runs.write_status(run, state="completed", step=10, max_steps=10, pid=os.getpid(),
+                      started_at="2025-01-01T12:00:00+00:00", phase="training")
+    done = training_view.folder_key()
+    assert done != third
+    clock[0] += 10 * training_view.CLOCK_SECONDS  # nothing runs: no clock
+    assert training_view.folder_key() == done
+    make_run(name="other-20250101-130000")  # a new run folder changes it
+    assert training_view.folder_key() != done
 
 
 def test_poll_redraws_only_the_parts_that_changed():

@@ -12,7 +12,6 @@ events are private. Run it: `python launch.py` (see workbench/ui/server.py).
 
 from __future__ import annotations
 
-import functools
 import html
 import json
 from dataclasses import dataclass, field
@@ -157,12 +156,6 @@ def build_app() -> gr.Blocks:
         chat.wire(ctx, chat_tab, tab_chat)
         _wire_preset_bar(ctx, bar, train_tab)
         dataset.wire(ctx, data_tab, demo)
-        # the run folders are polled only while the Training tab is on screen: on a
-        # 2-core machine a page redrawing progress every 2 s costs the training job time
-        for item in (tab_data, tab_quant, tab_lora, tab_train, tab_merge, tab_chat):
-            item.select(functools.partial(_poll_while, item is tab_train), None,
-                        train_tab.timer, queue=False, show_progress="hidden",
-                        api_visibility="private")
         # the "start here" strip follows the runs: on load, whenever a tab is chosen
         gr.on([demo.load, *(item.select for item in (tab_data, tab_quant, tab_lora,
                                                       tab_train, tab_merge, tab_chat))],
@@ -176,10 +169,6 @@ def build_app() -> gr.Blocks:
                    [*ctx.field_list(), train_tab.run_name, bar.notice], bar.notice)
 
     return demo
-
-
-def _poll_while(training_shown: bool):
-    return gr.Timer(active=training_shown)
 
 
 def _build_preset_bar(initial_name: str) -> PresetBar:

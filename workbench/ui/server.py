@@ -192,6 +192,7 @@ def launch_kwargs(host: str, port: int, auth, home: str, tls: dict | None = None
     from workbench.ui.app import CSS
     from workbench.ui.frames import EarlyScript
     from workbench.ui.i18n import i18n, page_head
+    from workbench.ui.tabs.training import POLL_SCRIPT
     from workbench.ui.widgets import NUMBER_SCRIPT
     check = security.login_checker(*auth) if auth else None
     # nothing of WORKBENCH_HOME (`home`) is served: a file in allowed_paths goes out inline
@@ -200,7 +201,7 @@ def launch_kwargs(host: str, port: int, auth, home: str, tls: dict | None = None
                 max_file_size=MAX_UPLOAD, allowed_paths=[], quiet=True,
                 show_error=False, enable_monitoring=False, run_history=False,
                 mcp_server=False, ssr_mode=False, footer_links=["api", "settings"],
-                i18n=i18n(), css=CSS, head=page_head() + NUMBER_SCRIPT,
+                i18n=i18n(), css=CSS, head=page_head() + NUMBER_SCRIPT + POLL_SCRIPT,
                 auth_message="Workbench",
                 app_kwargs={"middleware": [Middleware(EarlyScript),
                                            Middleware(security.FileHeaders),

@@ -2,7 +2,7 @@
 (the run's samples.jsonl, written by workbench/train/samples.py), a step × prompt table
 that grows while the run trains.
 
-It listens to the Training tab's timer (which polls only while the tab is on screen) and
+It listens to the Training tab's poll (which asks only while the tab is on screen) and
 to the run picker; the file is read again, and the table redrawn, only when its size or
 mtime changed (`shown`), so a poll costs one stat() and nothing in the browser.
 """

@@ -154,23 +154,25 @@ def _short(key: str, value) -> str:
 
 # the files a run's view is drawn from; the poll redraws only when one of them changed
 WATCHED = ("status.json", "metrics.jsonl", "train.log", "samples.jsonl")
-CLOCK_SECONDS = 15  # elapsed / remaining times move on at least this often
+CLOCK_SECONDS = 15  # elapsed / remaining times move on at least this often while a run runs
+POLL_SECONDS = 4.0  # the page asks folder_key this often while the Training tab shows
 MIN_REDRAW_SECONDS = 8.0  # while steps are shorter, redraw at most this often
 
 
-def folder_stamp(old=None):
-    """The poll's cheap half: {"files": the size and mtime of every run's WATCHED files,
-    "clock": a CLOCK_SECONDS clock, "at": when it was last handed out}, or gr.skip() when
-    nothing changed since `old` or the last redraw is less than MIN_REDRAW_SECONDS ago.
-    Only when it changes does the page redraw what changed (`poll`, from a State's change
-    event): on a 2-core machine every redraw costs the browser CPU time that the training
-    needs (bench/README.md, "The app's own cost")."""
+def folder_key() -> str:
+    """The poll's cheap half, what the page asks every POLL_SECONDS while the Training tab
+    shows (training.POLL_SCRIPT, outside Gradio's event machinery): a short key of the size
+    and mtime of every run's WATCHED files, plus a CLOCK_SECONDS clock while the newest run
+    is running (its elapsed and remaining times move on). The page redraws the view only
+    when the key changed, at most every MIN_REDRAW_SECONDS: on a 2-core machine each Gradio
+    event, even one that changes nothing, costs the browser CPU time that the training needs
+    (bench/README.md, "The app's own cost")."""
+    import hashlib
     import os
     import time
 
-    from workbench import paths
-    now = time.time()
-    files = []
+    from workbench import paths, runs
+    files, newest = [], (0, None)
     try:
         folders = sorted(e.path for e in os.scandir(paths.runs_dir()) if e.is_dir())
     except OSError:
@@ -179,22 +181,24 @@ def folder_stamp(old=None):
         for name in WATCHED:
             try:
                 st = os.stat(os.path.join(folder, name))
-                files.append((folder, name, st.st_size, st.st_mtime_ns))
             except OSError:
-                files.append((folder, name, None, None))
-    stamp = {"files": files, "clock": int(now // CLOCK_SECONDS), "at": now}
-    if old:
-        same = old.get("files") == files and old.get("clock") == stamp["clock"]
-        if same or now - old.get("at", 0) < MIN_REDRAW_SECONDS:
-            return gr.skip()
-    return stamp
+                files.append(f"{folder}/{name}:-")
+                continue
+            files.append(f"{folder}/{name}:{st.st_size}:{st.st_mtime_ns}")
+            if name == "status.json" and st.st_mtime_ns > newest[0]:
+                newest = (st.st_mtime_ns, folder)
+    live = newest[1] is not None and runs.read_json(
+        Path(newest[1]) / "status.json").get("state") == "running"
+    if live:
+        files.append(f"clock:{int(time.time() // CLOCK_SECONDS)}")
+    return hashlib.sha1("\n".join(files).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 # -- the live view, in parts ------------------------------------------------------------------
 # What the view shows falls into parts that change at different rates: the progress box, the
 # log, the runs list and the "start here" strip (step counts) at every step; the plots when
 # metrics.jsonl grows (every logging_steps); the run picker and the buttons when a run starts
-# or ends; the sample table at an evaluation. After folder_stamp saw a file change, ONE
+# or ends; the sample table at an evaluation. After folder_key changed, ONE
 # event (`poll`) redraws the every-step parts and hands the keys of the rarer ones to States,
 # whose change events redraw them only when they changed. Fewer events and fewer outputs
 # both matter: every event is a request and a stream, and every output (gr.skip() included)
