@@ -11,7 +11,9 @@ variants are environment settings of the training process:
 - default: what torch does by itself (one thread per core, OpenMP's default wait policy);
 - one: OMP_NUM_THREADS=1 (one thread);
 - passive: OMP_WAIT_POLICY=PASSIVE (threads sleep at a barrier instead of spinning);
-- half: OMP_NUM_THREADS = cores // 2.
+- half: OMP_NUM_THREADS = cores // 2;
+- spin10k, spin1k: GOMP_SPINCOUNT=10000 / 1000 (libgomp's threads spin that many rounds at
+  a barrier, then sleep; its default without a policy is 300000, PASSIVE is 0).
 
 Runs are interleaved (variant by variant inside each repeat) so that a change in the
 machine's background load spreads over all of them. Prints a markdown table of median
@@ -37,6 +39,8 @@ VARIANTS = {
     "one": {"OMP_NUM_THREADS": "1"},
     "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
     "half": {"OMP_NUM_THREADS": str(max(1, CORES // 2))},
+    "spin10k": {"GOMP_SPINCOUNT": "10000"},
+    "spin1k": {"GOMP_SPINCOUNT": "1000"},
 }
 
 
@@ -48,7 +52,7 @@ def one_run(preset: str, steps: int, env_extra: dict) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out = Path(fh.name)
     env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env.update(PYTHONUNBUFFERED="1", **env_extra)
     cmd = [sys.executable, str(ROOT / "launch.py"), "dryrun", preset, "--steps", str(steps),
            "--json-out", str(out)]

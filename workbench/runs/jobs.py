@@ -146,16 +146,22 @@ _jobs: list[Job] = []  # reaped in reap() so finished children never linger as z
 _jobs_lock = threading.Lock()  # the page's handlers run in several threads
 
 
+SPIN_COUNT = "1000"  # libgomp's spin rounds at a barrier before a thread sleeps
+
+
 def child_env(**extra: str) -> dict:
     """The environment of a `launch.py` child: this WORKBENCH_HOME, unbuffered output, and
-    OpenMP threads that sleep at a barrier instead of spinning (OMP_WAIT_POLICY=PASSIVE,
-    unless the user set a policy): a child always shares the CPU with the app and its
-    browser, and on a 2-core AVX2 machine with two busy processes beside it a cpu-demo step
-    took 9.5 s passive against 19.9 s with the default spinning threads (6.8 s against 6.2 s
-    on an idle machine; bench/README.md, "Threads under load")."""
+    OpenMP threads that spin only briefly at a barrier before they sleep
+    (GOMP_SPINCOUNT=1000, unless the user set it or OMP_WAIT_POLICY): a child always shares
+    the CPU with the app and its browser. On a 2-core AVX2 machine (cpu-demo dry run; bench/
+    README.md, "Threads under load"): with two busy processes beside it a step took 3.6 s
+    against 4.4 s with OMP_WAIT_POLICY=PASSIVE and 8.5 s with 10,000 rounds (torch's default,
+    300,000 rounds: 19.9 s in an earlier run); idle, 1.7 s against 2.2 s passive and 1.9 s
+    default."""
     env = dict(os.environ, WORKBENCH_HOME=str(paths.home()), PYTHONUNBUFFERED="1",
                GRADIO_ANALYTICS_ENABLED="False", **extra)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "OMP_WAIT_POLICY" not in env:
+        env.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
     return env
 
 
