@@ -133,6 +133,16 @@ def test_an_uploaded_html_file_is_not_rendered_as_a_page(app):
     assert c.get("/gradio_api/file=/etc/passwd").status_code in (403, 404)
 
 
+def test_the_training_poll_endpoint_needs_the_login(app):
+    # the page's poll (ui/tabs/training.py POLL_SCRIPT) is a plain POST, behind the login
+    from workbench.ui.tabs import training
+    path = f"/gradio_api/run/{training.FOLDER_KEY_API}"
+    r = app.client(login=False).post(path, json={"data": []})
+    assert r.status_code in (401, 403), r.text
+    r = app.client().post(path, json={"data": []})
+    assert r.status_code == 200 and len(r.json()["data"][0]) == 16
+
+
 def test_file_headers_make_every_risky_type_a_download():
     for mime in (b"text/html; charset=utf-8", b"image/svg+xml", b"text/javascript",
                  b"application/xhtml+xml", b"text/xml", b""):
