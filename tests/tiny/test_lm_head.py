@@ -79,3 +79,62 @@ def test_switch_is_idempotent_and_can_be_turned_off(monkeypatch):
         assert trl_utils._use_triton is original
     finally:
         lm_head.restore()
+
+
+@pytest.mark.parametrize("softcap,scale,temperature", [(None, 1.0, 1.0), (30.0, 0.5, 0.7)])
+def test_plain_head_matches_trls_tiles(softcap, scale, temperature):
+    """plain_logprobs gives trl's tiled results: the log-probabilities and their gradient,
+    the entropy, log(sum p^2), the mean logit and the top-1 flags."""
+    from trl.kernels import ChunkedLogProbFunction
+    g = torch.Generator().manual_seed(1)
+    hidden = torch.randn(37, 16, generator=g)
+    weight = torch.randn(300, 16, generator=g) * 0.5
+    bias = torch.randn(300, generator=g) * 0.1
+    targets = torch.randint(0, 300, (37,), generator=g)
+    targets[0] = int((hidden[0] @ weight.t() + bias).argmax())  # one sure top-1
+    outputs = ("entropy", "log_sum_sq_probs", "mean_logits", "is_top1")
+    results = []
+    for fn in (lambda *a: ChunkedLogProbFunction.apply(*a[:5], 64, *a[5:]),
+               lm_head.plain_logprobs):
+        h = hidden.clone().requires_grad_()
+        got = fn(h, weight, bias, targets, temperature, softcap, scale, outputs)
+        (-got[0].sum()).backward()
+        results.append((got, h.grad))
+    (tiled, tiled_grad), (plain, plain_grad) = results
+    for a, b in zip(tiled[:4], plain[:4]):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    assert torch.equal(plain[4], tiled[4]) and bool(plain[4][0])
+    torch.testing.assert_close(plain_grad, tiled_grad, rtol=1e-5, atol=1e-6)
+    # what is not asked for is not computed
+    none = lm_head.plain_logprobs(hidden, weight, None, targets, outputs=())
+    assert none[0].shape == (37,) and all(x is None for x in none[1:])
+
+
+def test_plain_head_only_for_small_logits_on_a_cpu(monkeypatch):
+    from trl.trainer import utils as trl_utils
+    original = trl_utils._ChunkedLogProbFunction
+    calls = []
+
+    class Tiles:
+        @staticmethod
+        def apply(*args):
+            calls.append(args[0].shape[0])
+            return original.apply(*args)
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Tiles)
+    try:
+        assert lm_head.plain_head_when_small()
+        head = trl_utils._ChunkedLogProbFunction
+        assert lm_head.plain_head_when_small() and trl_utils._ChunkedLogProbFunction is head
+        w, t = torch.randn(50, 8), torch.randint(0, 50, (10,))
+        head.apply(torch.randn(10, 8), w, None, t, 1.0, 32, None, 1.0, ("entropy",))
+        assert calls == []  # small: the plain path
+        monkeypatch.setattr(lm_head, "PLAIN_MAX_LOGITS", 10 * 50 - 1)
+        head.apply(torch.randn(10, 8), w, None, t, 1.0, 32, None, 1.0, ("entropy",))
+        assert calls == [10]  # past the limit: trl's tiles
+        lm_head.restore()
+        assert trl_utils._ChunkedLogProbFunction is Tiles
+        monkeypatch.setenv("WORKBENCH_LM_HEAD", "chunked")
+        assert not lm_head.plain_head_when_small()
+        assert trl_utils._ChunkedLogProbFunction is Tiles
+    finally:
+        lm_head.restore()

@@ -374,8 +374,9 @@ def build_trainer(preset: Preset, run: Path, started: float, log):
     keep_4bit_trainable(model)
     args = sft_config(preset, run / "checkpoints", has_eval=eval_ds is not None, cuda=cuda,
                       text_only="text" in train_ds.column_names, compute_dtype=choice.dtype)
-    from workbench.train import lm_head  # on a CPU too, only the answers' positions
-    lm_head.score_only_trained_positions()
+    from workbench.train import lm_head  # on a CPU too, only the answers' positions,
+    lm_head.score_only_trained_positions()  # and whole logits while they are small
+    lm_head.plain_head_when_small()
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tokenizer, peft_config=lora_config(preset),
                          callbacks=[make_callback(run, started)])
