@@ -2,7 +2,7 @@
 (a) headless, `launch.py train`, and (b) started from the app's Training tab in headless
 Chromium, with the tab left open on the progress view until it ends.
 
-    .venv/bin/python bench/app_cost.py [--steps 16] [--repeats 2]
+    .venv/bin/python bench/app_cost.py [--steps 16] [--repeats 2] [--warm-app]
 
 Both runs use WORKBENCH_HOME (default ~/.workbench, which must already hold the imported
 embedded model; one warm-up run fills the quantised-weight cache). Settings in both:
@@ -120,7 +120,7 @@ def open_page(playwright, url: str):
     return page, browser
 
 
-def from_app(steps: int, name: str) -> dict:
+def from_app(steps: int, name: str, measure: bool = True) -> dict | None:
     from playwright.sync_api import sync_playwright
     name = f"{name}{int(time.time())}"  # unique: the page must not match an older run
     server, url = start_app()
@@ -163,6 +163,8 @@ def from_app(steps: int, name: str) -> dict:
     finally:
         server.terminate()
         server.wait(20)
+    if not measure:
+        return None
     per_step, n = seconds_per_step(newest_run(name))
     return {"mode": "app", "seconds_per_step": round(per_step, 3), "steps_timed": n,
             "wall": round(time.monotonic() - started, 1),
@@ -175,6 +177,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--warm-app", action="store_true",
+                    help="also one unmeasured run from the app before the measured ones")
     args = ap.parse_args()
     import torch
     out = ROOT / "bench" / "results" / "app_cost.json"
@@ -182,6 +186,8 @@ def main() -> None:
     results = {"cpu": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
                "steps": args.steps, "load_before": os.getloadavg()[0], "runs": []}
     headless(3, "appcost-warmup", measure=False)  # caches, not measured
+    if args.warm_app:  # the app's first start (imports, Chromium) from a cold file cache
+        from_app(3, "appcost-warmapp", measure=False)
     for rep in range(args.repeats):
         for fn, mode in ((headless, "headless"), (from_app, "app")):
             r = fn(args.steps, f"appcost-{mode}")
