@@ -155,6 +155,27 @@ def test_logits_dominate_without_the_fused_head_on_a_big_vocab():
     assert full.breakdown["logits"] > full.breakdown["weights"]
 
 
+def test_cpu_head_counts_the_larger_of_trls_tiles_and_whole_logits():
+    """On a CPU training may take whole fp32 logits (train.lm_head) while they are small:
+    auto counts whichever of that and trl's tiles holds more; CUDA keeps the tiles."""
+    from workbench.train import lm_head
+    assert memory.PLAIN_MAX_LOGITS == lm_head.PLAIN_MAX_LOGITS
+    big_vocab = ModelShape("v128k", 128256, 2048, 8192, 16, 32, 8)
+    kw = dict(batch_size=1, seq_len=384, device="cpu")
+
+    def logits(shape, head, **extra):
+        return estimate(shape, "qlora", lm_head=head, **{**kw, **extra}).breakdown["logits"]
+    hidden = 384 * 2048 * 4
+    assert logits(big_vocab, "plain") == 384 * 128256 * memory.PLAIN_LOGIT_BYTES + hidden
+    assert logits(big_vocab, "auto") == logits(big_vocab, "plain") > logits(big_vocab, "fused")
+    assert logits(big_vocab, "auto", device="cuda") == logits(big_vocab, "fused", device="cuda")
+    # past the size limit the plain head is not used: its count stops growing
+    cap = memory.PLAIN_MAX_LOGITS // 128256 * 128256 * memory.PLAIN_LOGIT_BYTES
+    assert logits(big_vocab, "plain", batch_size=64) == cap + 64 * hidden
+    with pytest.raises(PresetError, match="lm_head: 'tiles'"):
+        logits(SMOL, "tiles")
+
+
 @settings(max_examples=60, deadline=None)
 @given(method=st.sampled_from(memory.METHODS), device=st.sampled_from(["cpu", "cuda"]),
        layers=st.integers(2, 40), hidden_heads=st.sampled_from([(64, 1), (576, 9), (4096, 32)]),

@@ -34,6 +34,7 @@ from workbench.models import NAMED, ModelShape, shape_for  # noqa: F401 - memory
 from workbench.quant import bits_per_param
 
 METHODS = ("full", "lora", "qlora", "int8")
+LM_HEADS = ("auto", "fused", "plain", "full")
 OPTIMIZERS = tuple(OPTIMIZER_CHOICES)
 # the method whose memory a quantization.mode trains with
 METHOD_OF_MODE = {"none": "lora", "int8": "int8", "nf4": "qlora", "fp4": "qlora"}
@@ -66,6 +67,12 @@ FUSED_TOKENS, FUSED_VOCAB = 4096, 32768   # TRL's fused LM head tile (no full lo
 FUSED_TILE_EXTRA = {"cpu": 30, "cuda": 0}  # bytes per tile element beside the tile itself:
                                  # the torch fallback (no Triton) makes ~7 fp32 tile temporaries
                                  # in backward (measured 29-30 B on CPU); the Triton kernel none
+# On a CPU, train.lm_head.plain_head_when_small() computes whole fp32 logits instead while
+# there are at most PLAIN_MAX_LOGITS of them: peak growth of its forward + backward (with
+# the logged entropy etc.) measured 20.2-21.1 B per logit (n 256 and 1024 x 49,152, fp32 and
+# bf16, VmHWM with MALLOC_MMAP_THRESHOLD_=65536); trl's tiles on the same 22.3-23.1 B.
+PLAIN_LOGIT_BYTES = 21
+PLAIN_MAX_LOGITS = 64 * 1024 * 1024   # = train.lm_head.PLAIN_MAX_LOGITS (a test keeps them equal)
 
 
 @dataclass
@@ -116,7 +123,7 @@ def estimate(shape: ModelShape, method: str = "qlora", *, r: int = 8, alpha: flo
              seq_len: int = 512, gradient_checkpointing: bool = False,
              optimizer: str = "adamw_torch", quant_type: str = "nf4",
              double_quant: bool = True, compute_dtype: str = "bfloat16",
-             lora_dtype: str | None = None, lm_head: str = "fused",
+             lora_dtype: str | None = None, lm_head: str = "auto",
              device: str = "cuda") -> Estimate:
     """Peak training memory in bytes. `alpha` does not change memory (kept for symmetry).
 
@@ -124,7 +131,10 @@ def estimate(shape: ModelShape, method: str = "qlora", *, r: int = 8, alpha: flo
     bf16 compute (TRL's SFTTrainer, as the QLoRA paper did), fp32 otherwise (Workbench casts
     TRL's bf16 adapters back under fp32/fp16 compute; peft's autocast_adapter_dtype on a
     16-bit base).
-    lm_head: 'fused' = TRL's chunked log-prob head, 'full' = logits materialised.
+    lm_head: 'fused' = TRL's chunked log-prob head, 'full' = logits materialised (HF's own
+    loss), 'plain' = whole fp32 logits under autograd (Workbench's CPU head), 'auto' = what
+    training does: fused on CUDA; on a CPU the larger of fused and plain, since the trainer
+    goes plain when the positions it scores (the answers', unknown here) fit.
     device: 'cuda' or 'cpu' (paged optimizers fall back to adamw_torch on CPU).
     """
     if method not in METHODS:
@@ -216,15 +226,20 @@ def estimate(shape: ModelShape, method: str = "qlora", *, r: int = 8, alpha: flo
         workspace = DEQUANT_COPIES * max(fi * fo for _, fi, fo in shape.linears()) * a
     b["activations"] = kept + TRANSIENT_LAYERS * layer + edges + workspace
 
+    if lm_head not in LM_HEADS:
+        raise PresetError(f"lm_head: {lm_head!r} is not one of {', '.join(LM_HEADS)}")
     if lm_head == "full":
         b["logits"] = tokens * shape.vocab * (a + FULL_LOGITS_EXTRA)
-    elif lm_head == "fused":
+    else:
         tile = min(tokens, FUSED_TOKENS) * min(shape.vocab, FUSED_VOCAB)
-        b["logits"] = tile * (a + FUSED_TILE_EXTRA.get(device, 0)) + tokens * h * 4
+        fused = tile * (a + FUSED_TILE_EXTRA.get(device, 0))
+        plain = min(tokens * shape.vocab, PLAIN_MAX_LOGITS // shape.vocab * shape.vocab
+                    ) * PLAIN_LOGIT_BYTES
+        head = {"fused": fused, "plain": plain,
+                "auto": max(fused, plain) if device == "cpu" else fused}[lm_head]
+        b["logits"] = head + tokens * h * 4
         if method == "full":     # the fused backward accumulates the lm_head grad in fp32
             b["logits"] += shape.vocab * h * 4
-    else:
-        raise PresetError(f"lm_head: {lm_head!r} is not 'fused' or 'full'")
 
     settings = {"r": r, "alpha": alpha, "targets": targets, "dropout": dropout,
                 "batch_size": batch_size, "seq_len": seq_len,
