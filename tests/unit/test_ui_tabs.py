@@ -516,3 +516,32 @@ def test_poll_redraws_only_the_parts_that_changed():
     third = training_view.poll(run.name, *keys)
     assert third[2] != gr.skip() and third[6] != gr.skip()  # its name joins the picker
     assert third[5] == gr.skip() and third[7] == gr.skip()
+
+
+def test_poll_redraws_a_running_runs_plots_at_most_every_plot_seconds(monkeypatch):
+    """Issue 9: redrawing the two charts is the costliest part of a redraw in the browser;
+    while the run runs, new points wait until PLOT_SECONDS after the last redraw. The run's
+    end and another run's points show at once."""
+    from workbench.ui.tabs import training_view
+    clock = [1_000_000.0]
+    monkeypatch.setattr("time.time", lambda: clock[0])
+    run = make_run(name="live-20250101-120000", state="running", step=5, max_steps=20)
+    *_, live, plots, controls, samples = training_view.poll(None, None, None, None, None)
+    assert plots[:3] == (run.name, 2, runs.metrics(run)[-1]) and plots[3] == clock[0]
+    keys = [live, plots, controls, samples]
+    runs.append_metrics(run, {"step": 15, "loss": 1.2, "learning_rate": 5e-5})
+    runs.write_status(run, step=15)
+    clock[0] += training_view.PLOT_SECONDS - 1
+    soon = training_view.poll(run.name, *keys)
+    assert soon[5] == gr.skip() and soon[0] != gr.skip()  # the progress box still moves
+    clock[0] += 1
+    due = training_view.poll(run.name, *keys)
+    assert due[5][:2] == (run.name, 3) and due[5][3] == clock[0]
+    keys[1] = due[5]
+    runs.append_metrics(run, {"step": 20, "loss": 1.1, "learning_rate": 0.0})
+    runs.write_status(run, state="completed", step=20)
+    clock[0] += 1  # ended: its last points at once
+    end = training_view.poll(run.name, *keys)
+    assert end[5][:2] == (run.name, 4)
+    keys[1] = end[5]
+    assert training_view.poll(run.name, *keys)[5] == gr.skip()  # and then nothing new

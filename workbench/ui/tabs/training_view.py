@@ -157,6 +157,9 @@ WATCHED = ("status.json", "metrics.jsonl", "train.log", "samples.jsonl")
 CLOCK_SECONDS = 15  # elapsed / remaining times move on at least this often while a run runs
 POLL_SECONDS = 4.0  # the page asks folder_key this often while the Training tab shows
 MIN_REDRAW_SECONDS = 8.0  # while steps are shorter, redraw at most this often
+# the two charts, while their run runs, at most this often: redrawing them costs the browser
+# ~0.4 s of CPU (bench/README.md, "The app's own cost"); a run's end or another run at once
+PLOT_SECONDS = 30.0
 
 
 def folder_key() -> str:
@@ -286,7 +289,11 @@ def view(selected, shown):
 def poll(selected, live_old, plots_old, controls_old, samples_old) -> list:
     """The poll's second half: [progress, log, runs list, strip] (all skipped when as
     `live_old`), then the keys of the live parts, the plots, the controls and the sample
-    timeline, each gr.skip() when unchanged so that only a changed key fires its redraw."""
+    timeline, each gr.skip() when unchanged so that only a changed key fires its redraw.
+    The plots' key carries when it was handed out: while the run runs, new points wait
+    until PLOT_SECONDS after the last redraw."""
+    import time
+
     from workbench.ui.tabs import training_samples
     try:
         parts = read_parts(selected)
@@ -296,7 +303,12 @@ def poll(selected, live_old, plots_old, controls_old, samples_old) -> list:
     skip = gr.skip()
     live = [parts["progress"], parts["log"][1], parts["list"], parts["guide"]]
     out = [skip] * 4 + [skip] if live == live_old else live + [live]
-    return out + [skip if parts["plots"] == plots_old else parts["plots"],
+    plots, now = parts["plots"], time.time()
+    running = parts["controls"][3] == "running"
+    wait = (plots_old is not None and plots_old[0] == plots[0] and running
+            and now - plots_old[-1] < PLOT_SECONDS)
+    return out + [skip if plots_old is not None and plots == plots_old[:-1] or wait
+                  else (*plots, now),
                   skip if parts["controls"] == controls_old else parts["controls"],
                   training_samples.file_stamp(parts["log"][0], samples_old)]
 
