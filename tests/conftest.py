@@ -27,6 +27,10 @@ from tests.tiny import make_tiny_model
 # it starts (training children, the app), computes on its share. Two OpenMP teams of two
 # threads on two cores wait on each other's descheduled threads: a 2-minute training took
 # over 9 minutes that way.
+# A test that trains in-process with gradient checkpointing would otherwise fix this
+# worker's mmap threshold for every later test (train/allocator.py); its logic is tested
+# with a stand-in libc in tests/unit/test_allocator.py.
+os.environ.setdefault("WORKBENCH_MALLOC", "default")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))

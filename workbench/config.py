@@ -180,7 +180,7 @@ class TrainCfg:
                               "paper.", label="Max grad norm", min=0.0, max=100.0, step=0.1)
     gradient_checkpointing: bool = _f(False, "Recompute intermediate results instead of "
                                       "keeping them: less memory, slower steps (on a CPU, 384-"
-                                      "token rows: a third less memory, a third slower). "
+                                      "token rows: about half the memory, 1.3-1.5x the time). "
                                       "Typical: on only when memory runs out.",
                                       label="Gradient checkpointing")
     packing: bool = _f(False, "Join several short rows into one sequence, so less is wasted "

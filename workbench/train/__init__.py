@@ -370,6 +370,8 @@ def build_trainer(preset: Preset, run: Path, started: float, log):
         quant = {**dataclasses.asdict(quant), "quant_storage": storage}
         log(f"FSDP with a 4-bit base: bnb_4bit_quant_storage={storage}, so FSDP can shard "
             "the quantised layers (FSDP-QLoRA)")
+    from workbench.train import allocator  # freed activations leave RSS under checkpointing
+    allocator.memory_first(preset.train.gradient_checkpointing, cuda, log)
     model = models.load_model(preset.model, quant)
     keep_4bit_trainable(model)
     args = sft_config(preset, run / "checkpoints", has_eval=eval_ds is not None, cuda=cuda,
