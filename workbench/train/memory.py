@@ -32,6 +32,7 @@ from workbench.config import OPTIMIZERS as OPTIMIZER_CHOICES
 from workbench.errors import PresetError
 from workbench.models import NAMED, ModelShape, shape_for  # noqa: F401 - memory.NAMED etc.
 from workbench.quant import bits_per_param
+from workbench.train.lm_head import PLAIN_MAX_LOGITS  # the trainer's own limit (no torch)
 
 METHODS = ("full", "lora", "qlora", "int8")
 LM_HEADS = ("auto", "fused", "plain", "full")
@@ -72,7 +73,6 @@ FUSED_TILE_EXTRA = {"cpu": 30, "cuda": 0}  # bytes per tile element beside the t
 # the logged entropy etc.) measured 20.2-21.1 B per logit (n 256 and 1024 x 49,152, fp32 and
 # bf16, VmHWM with MALLOC_MMAP_THRESHOLD_=65536); trl's tiles on the same 22.3-23.1 B.
 PLAIN_LOGIT_BYTES = 21
-PLAIN_MAX_LOGITS = 64 * 1024 * 1024   # = train.lm_head.PLAIN_MAX_LOGITS (a test keeps them equal)
 
 
 @dataclass
