@@ -304,11 +304,10 @@ def poll(selected, live_old, plots_old, controls_old, samples_old) -> list:
     live = [parts["progress"], parts["log"][1], parts["list"], parts["guide"]]
     out = [skip] * 4 + [skip] if live == live_old else live + [live]
     plots, now = parts["plots"], time.time()
-    running = parts["controls"][3] == "running"
-    wait = (plots_old is not None and plots_old[0] == plots[0] and running
-            and now - plots_old[-1] < PLOT_SECONDS)
-    return out + [skip if plots_old is not None and plots == plots_old[:-1] or wait
-                  else (*plots, now),
+    new = plots_old is None or plots != plots_old[:-1]
+    due = (plots_old is None or plots_old[0] != plots[0]  # another run: at once
+           or parts["controls"][3] != "running" or now - plots_old[-1] >= PLOT_SECONDS)
+    return out + [(*plots, now) if new and due else skip,
                   skip if parts["controls"] == controls_old else parts["controls"],
                   training_samples.file_stamp(parts["log"][0], samples_old)]
 
