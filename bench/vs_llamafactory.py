@@ -1,7 +1,8 @@
 """Workbench side by side with LLaMA-Factory 0.9.5 on the same QLoRA job (issue 9).
 
     .venv/bin/python bench/vs_llamafactory.py [--repeats 3] [--defaults-repeats 3]
-        [--steps 8] [--defaults-steps 8] [--only equal|defaults] [--quick] [--snapshot]
+        [--steps 8] [--defaults-steps 8] [--only equal|defaults [--workbench-only]]
+        [--quick] [--snapshot]
 
 The job: SmolLM2-135M-Instruct (the embedded model, copied as a plain HF folder), NF4 +
 double quant, LoRA r 8 / alpha 16 on all linear layers, 160 alpaca rows (generated here,
@@ -14,7 +15,9 @@ Two comparisons:
   defaults  each tool as its docs tell a user: LLaMA-Factory's QLoRA example
             (examples/train_qlora/llama3_lora_sft_otfq.yaml: bf16, gradient checkpointing
             on by default, 16 preprocessing workers) adapted only in model, template, data,
-            steps, batch and length; Workbench's cpu-demo preset (compute_dtype auto).
+            steps, batch and length; Workbench's cpu-demo preset (compute_dtype auto),
+            set to the same model, data, steps, batch, length and LoRA rank, alpha and
+            targets. LoRA dropout is each tool's own: 0.0 in both.
 
 On a CPU without native bfloat16 (AVX2) LF's defaults take about 450 s a step (bf16 is
 emulated), so cap that comparison there: --defaults-steps 1 --defaults-repeats 1. The equal
@@ -242,10 +245,13 @@ def wb_sets(kind: str, data: Path, steps: int) -> list[str]:
     sets = [f"data.path={data}", "data.eval_fraction=0", "data.mix=[]",  # LF has no mix
             f"train.max_steps={steps}",
             "train.max_length=384", "train.batch_size=4", "train.grad_accum=1",
-            "lora.r=8", "lora.alpha=16", "lora.dropout=0.05", "lora.target_modules=all-linear",
+            "lora.r=8", "lora.alpha=16", "lora.target_modules=all-linear",
             "quantization.mode=nf4", "quantization.double_quant=true"]
     if kind == "equal":  # the optimiser settings of LF's equal config, whatever cpu-demo has
-        sets += ["quantization.compute_dtype=float32", "train.gradient_checkpointing=false",
+        # (defaults: each tool's own LoRA dropout, 0.0 in both LF 0.9.5 and cpu-demo; until
+        # 2026-12-01 ours was set to 0.05 there too, which LF's example leaves at 0.0)
+        sets += ["lora.dropout=0.05",
+                 "quantization.compute_dtype=float32", "train.gradient_checkpointing=false",
                  "train.learning_rate=2e-4", "train.lr_scheduler=cosine",
                  "train.warmup_ratio=0.03", "train.optimizer=adamw_torch",
                  "train.max_grad_norm=1.0", "train.seed=42"]
@@ -383,9 +389,10 @@ def median(rs: list[dict], key: str) -> float | None:
 
 
 def compare(kind: str, repeats: int, steps: int, model: Path, data: Path, wb_root: Path,
-            env: dict, warmup: str, on_run=lambda res: None) -> dict:
+            env: dict, warmup: str, on_run=lambda res: None, lf_runs: list | None = None) -> dict:
     """Alternating LF / Workbench runs; on_run gets the partial result after each run (so a
-    killed benchmark keeps what it measured)."""
+    killed benchmark keeps what it measured). lf_runs: LF's runs of an earlier invocation,
+    kept instead of running LF again (--workbench-only)."""
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     yaml_path = WORK / f"lf-{kind}.yaml"
@@ -398,7 +405,7 @@ def compare(kind: str, repeats: int, steps: int, model: Path, data: Path, wb_roo
     first = {}
     # one step each, not counted: page cache, Workbench's model import + quantised-weight
     # cache (and a check that the Workbench tree runs before LF's long runs start)
-    if warmup == "both":
+    if warmup == "both" and lf_runs is None:
         warm_yaml = WORK / f"lf-{kind}-warmup.yaml"
         write_yaml(warm_yaml, lf_yaml(kind, model, 1))
         first["llamafactory"] = run_lf(kind, warm_yaml, env, "warmup", 1)
@@ -407,9 +414,9 @@ def compare(kind: str, repeats: int, steps: int, model: Path, data: Path, wb_roo
     for name, r in first.items():
         log(f"  warm-up (1 step) {name:12s} {r['wall_s']:7.1f} s  "
             f"(train loop {r['train_runtime_s']} s, compute dtype {r['compute_dtype_logged']})")
-    runs = {"llamafactory": [], "workbench": []}
+    runs = {"llamafactory": list(lf_runs or []), "workbench": []}
     for i in range(repeats):
-        for name in ("llamafactory", "workbench"):
+        for name in ("workbench",) if lf_runs is not None else ("llamafactory", "workbench"):
             tag = f"{stamp}-{i + 1}"  # logs of earlier invocations are kept
             r = (run_lf(kind, yaml_path, env, tag, steps) if name == "llamafactory"
                  else run_wb(kind, wb_root, sets, wb_env, tag, steps))
@@ -417,7 +424,8 @@ def compare(kind: str, repeats: int, steps: int, model: Path, data: Path, wb_roo
             if runs["llamafactory"] and runs["workbench"]:
                 on_run(summarise({"kind": kind, "steps": steps, "repeats": repeats,
                                   "complete": False, "started_utc": started,
-                                  "warmup": first, "runs": runs}))
+                                  "warmup": first, "runs": runs,
+                                  "llamafactory_reused": lf_runs is not None}))
             log(f"  run {i + 1} {name:12s} wall {r['wall_s']:7.1f} s  train loop "
                 f"{r['train_runtime_s']:7.1f} s  peak RSS {r['peak_rss'] / 2**20:6.0f} MiB  "
                 f"tree {r['peak_tree_rss'] / 2**20:6.0f} MiB  steps {r['steps_done']}  "
@@ -426,7 +434,7 @@ def compare(kind: str, repeats: int, steps: int, model: Path, data: Path, wb_roo
            "started_utc": started,
            "ended_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "llamafactory_config": lf_yaml(kind, model, steps), "workbench_sets": sets,
-           "warmup": first, "runs": runs}
+           "warmup": first, "runs": runs, "llamafactory_reused": lf_runs is not None}
     summarise(res)
     on_run(res)
     return res
@@ -565,6 +573,10 @@ def main() -> int:
     ap.add_argument("--append", action="store_true",
                     help="with --only: add this invocation's runs to those already in the "
                          "results file (when a long benchmark has to be run in parts)")
+    ap.add_argument("--workbench-only", action="store_true",
+                    help="with --only: run Workbench alone and keep LF's runs of that "
+                         "comparison from the results file (LF's config must be unchanged); "
+                         "for a change on Workbench's side when LF's runs take an hour")
     ap.add_argument("--report", action="store_true",
                     help="only recompute the summary and table of the results file")
     args = ap.parse_args()
@@ -574,9 +586,27 @@ def main() -> int:
     import torch  # only for the CPU kind
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "logs").mkdir(exist_ok=True)
-    versions = ensure_lf_venv()
-    log(f"LLaMA-Factory venv: {versions}")
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else None
+    lf_runs = None
+    if args.workbench_only:
+        if not args.only or args.quick or args.append or previous is None:
+            raise SystemExit("error: --workbench-only needs --only and an earlier results "
+                             f"file ({RESULTS.relative_to(ROOT)}), and no --quick or --append")
+        old = next((r for r in previous["results"] if r["kind"] == args.only), None)
+        steps = args.steps if args.only == "equal" else (args.defaults_steps or args.steps)
+        if old is None or old["steps"] != steps:
+            raise SystemExit(f"error: the results file has no {args.only} comparison of "
+                             f"{steps} steps whose LF runs could be kept")
+        lf_runs = old["runs"]["llamafactory"]
+        versions = previous["llamafactory"]["versions"]
+        log(f"LLaMA-Factory: {len(lf_runs)} run(s) kept from {old['started_utc']}")
+    else:
+        versions = ensure_lf_venv()
+        log(f"LLaMA-Factory venv: {versions}")
     model = model_copy()
+    if lf_runs is not None and old.get("llamafactory_config") != lf_yaml(args.only, model, steps):
+        raise SystemExit("error: LF's config of the kept runs differs from this script's; "
+                         "run LF again (without --workbench-only)")
     data = write_data()
     wb_root = snapshot_workbench() if args.snapshot else ROOT
     env = dict(os.environ, **OFFLINE)
@@ -584,11 +614,11 @@ def main() -> int:
     import importlib.metadata as md
     # with --only, the other comparison's results already in the file are kept
     kept, earlier = [], {}
-    if args.only and not args.quick and RESULTS.exists():
-        previous = json.loads(RESULTS.read_text())["results"]
-        kept = [r for r in previous if r["kind"] != args.only]
+    if args.only and not args.quick and previous is not None:
+        kept = [r for r in previous["results"] if r["kind"] != args.only]
         if args.append:  # this invocation's runs join the earlier ones of the same comparison
-            earlier = next((r["runs"] for r in previous if r["kind"] == args.only), {})
+            earlier = next((r["runs"] for r in previous["results"]
+                            if r["kind"] == args.only), {})
     header = {"cpu": {"capability": torch.backends.cpu.get_cpu_capability(),
                       "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
               "workbench": {**git_state(), "snapshot": args.snapshot,
@@ -613,7 +643,8 @@ def main() -> int:
         steps = args.steps if kind == "equal" else (args.defaults_steps or args.steps)
         res = compare(kind, repeats, steps, model, data, wb_root, env,
                       warmup="none" if args.quick else args.warmup,
-                      on_run=lambda partial: save(done + [merged(partial, earlier)]))
+                      on_run=lambda partial: save(done + [merged(partial, earlier)]),
+                      lf_runs=lf_runs)
         res = merged(res, earlier)
         done.append(res)
     log("\n" + table(sorted(kept + done, key=lambda r: order.index(r["kind"]))))
