@@ -26,6 +26,7 @@ from workbench.errors import PresetError, WorkbenchError, describe, path_text, p
 
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
 ALL_LINEAR = "all-linear"   # LoRA on every linear layer but the output head (peft's name)
+AUTO = "auto"               # a switch decided on the machine and data (a bool field's third value)
 
 # Limits on user input, checked before parsing or converting (issue 13). A preset is a few
 # dozen values three levels deep; the data readers share MAX_NUMBER_DIGITS.
@@ -178,11 +179,12 @@ class TrainCfg:
     max_grad_norm: float = _f(1.0, "Caps the size of one update so an odd batch cannot throw "
                               "training off (0 = no cap). Typical: 1.0; 0.3 in the QLoRA "
                               "paper.", label="Max grad norm", min=0.0, max=100.0, step=0.1)
-    gradient_checkpointing: bool = _f(False, "Recompute intermediate results instead of "
-                                      "keeping them: less memory, slower steps (on a CPU, 384-"
-                                      "token rows: about half the memory, 1.3-1.5x the time). "
-                                      "Typical: on only when memory runs out.",
-                                      label="Gradient checkpointing")
+    gradient_checkpointing: bool | str = _f(
+        "auto", "Recompute intermediate results instead of keeping them: less memory, slower "
+        "steps (on a CPU, 384-token rows: about half the memory, 1.3-1.5x the time). auto: "
+        "on when it would save at least 1 GiB and 1/16 of this machine's memory (long rows), "
+        "off for short rows, where it would only cost time. Typical: auto.",
+        label="Gradient checkpointing", choices=[AUTO, True, False])
     packing: bool = _f(False, "Join several short rows into one sequence, so less is wasted "
                        "on padding. Typical: off; on for thousands of short rows.",
                        label="Packing")
@@ -362,6 +364,19 @@ def field_path_meta(section: str, key: str) -> dict:
     raise KeyError(f"{section}.{key}")
 
 
+# a bool field that may also be auto (train.gradient_checkpointing): the page's dropdown
+SWITCH = {AUTO: AUTO, "on": True, "off": False}
+
+
+def is_switch(meta: dict) -> bool:
+    return meta["type"] == "bool" and AUTO in (meta.get("choices") or ())
+
+
+def to_switch(value) -> str:
+    """The dropdown's label for a switch field's value: True -> on, False -> off."""
+    return "on" if value is True else "off" if value is False else str(value)
+
+
 def iter_fields():
     """Yield (section, key, metadata) for every field of the Preset, in order."""
     for section, cls in SECTIONS.items():
@@ -406,8 +421,12 @@ def _check_value(section: str, f, value, where: str):
             return {} if kind == "dict" else []
         raise PresetError(f"{name}: a value is required (got null)")
     if kind == "bool":
+        switch = AUTO in (meta.get("choices") or ())
+        if switch and isinstance(value, str) and value in SWITCH:
+            return SWITCH[value]  # auto: decided on the data (train/checkpointing.py)
         if not isinstance(value, bool):
-            raise PresetError(f"{name}: expected true or false, got {shown(value)}")
+            also = ", or auto" if switch else ""
+            raise PresetError(f"{name}: expected true or false{also}, got {shown(value)}")
         return value
     if kind in ("int", "float"):
         return _check_number(name, kind, meta, value)

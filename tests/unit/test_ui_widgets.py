@@ -4,7 +4,7 @@ import gradio as gr
 import pytest
 
 from workbench import paths, presets
-from workbench.config import Preset, field_path_meta, iter_fields
+from workbench.config import Preset, field_path_meta, is_switch, iter_fields
 from workbench.errors import DataError, PresetError
 from workbench.ui import widgets
 from workbench.ui.i18n import field_keys
@@ -20,8 +20,8 @@ def test_widget_rule(section, key):
             assert (kwargs["minimum"], kwargs["maximum"]) == (meta["min"], meta["max"])
         else:  # the range is checked by the Preset, whose message names the field
             assert "minimum" not in kwargs and "maximum" not in kwargs
-    elif meta["type"] == "bool":
-        assert kind == "Checkbox"
+    elif meta["type"] == "bool":  # auto / on / off where the field may be auto
+        assert kind == ("Dropdown" if is_switch(meta) else "Checkbox")
     elif meta.get("choices"):
         assert kind == "Dropdown" and kwargs["choices"] == meta["choices"]
     if f"{section}.{key}" == "lora.target_modules":

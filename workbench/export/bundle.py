@@ -166,7 +166,10 @@ def _resolved(run: Path, preset) -> dict:
     st = runs.status(run)
     dtype = (st.get("compute_dtype") or {}).get("dtype") or resolve_compute_dtype(
         preset.quantization.compute_dtype).dtype
-    return {"compute_dtype": dtype}
+    checkpointing = (st.get("gradient_checkpointing") or {}).get("on")
+    if checkpointing is None:  # not auto (or the run stopped before it was decided)
+        checkpointing = preset.train.gradient_checkpointing is True
+    return {"compute_dtype": dtype, "gradient_checkpointing": bool(checkpointing)}
 
 
 def _readme(run: Path, rec: dict) -> str:

@@ -51,8 +51,8 @@ def oom_advice(preset: Preset) -> str:
     tips = [f"lower train.batch_size (now {t.batch_size}) and raise train.grad_accum to keep "
             "the same effective batch",
             f"lower train.max_length (now {t.max_length})"]
-    if not t.gradient_checkpointing:
-        tips.append("turn on train.gradient_checkpointing")
+    if t.gradient_checkpointing is not True:  # off, or auto (which found it not needed)
+        tips.append("set train.gradient_checkpointing to true")
     if q.mode in ("none", "int8"):
         tips.append("use quantization.mode nf4 (QLoRA)")
     return "ran out of memory: " + "; ".join(tips)
@@ -130,7 +130,7 @@ def sft_config(preset: Preset, output_dir: Path, *, has_eval: bool, cuda: bool,
         warmup_steps=t.warmup_ratio,  # transformers 5: a fraction < 1 means a ratio
         optim=optim,
         max_grad_norm=t.max_grad_norm,
-        gradient_checkpointing=t.gradient_checkpointing,
+        gradient_checkpointing=t.gradient_checkpointing is True,  # auto: checkpointing.apply
         packing=t.packing,
         # plain-text (language modelling) rows have no prompt to mask: every token is trained
         completion_only_loss=None if text_only else t.completion_only_loss,
@@ -370,8 +370,8 @@ def build_trainer(preset: Preset, run: Path, started: float, log):
         quant = {**dataclasses.asdict(quant), "quant_storage": storage}
         log(f"FSDP with a 4-bit base: bnb_4bit_quant_storage={storage}, so FSDP can shard "
             "the quantised layers (FSDP-QLoRA)")
-    from workbench.train import allocator  # freed activations leave RSS under checkpointing
-    allocator.memory_first(preset.train.gradient_checkpointing, cuda, log)
+    from workbench.train import allocator, checkpointing  # less RSS under checkpointing
+    allocator.memory_first(preset.train.gradient_checkpointing is True, cuda, log)
     model = models.load_model(preset.model, quant)
     keep_4bit_trainable(model)
     args = sft_config(preset, run / "checkpoints", has_eval=eval_ds is not None, cuda=cuda,
@@ -382,15 +382,15 @@ def build_trainer(preset: Preset, run: Path, started: float, log):
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tokenizer, peft_config=lora_config(preset),
                          callbacks=[make_callback(run, started)])
+    checkpointing.apply(trainer, preset, run, cuda, log)  # auto: on the tokenised data
     if adapters_in_compute_dtype(trainer.model, choice.dtype):
         log(f"LoRA weights kept in float32 (trl would store them in bfloat16, which "
             f"{choice.dtype} compute does not use)")
-    from workbench.train import samples  # the watch prompts' answers at each eval step
+    from workbench.train import lora, samples  # samples: the watch prompts' answers
     timeline = samples.make_callback(preset, run, trainer.processing_class, eval_ds, log)
     if timeline is not None:
         trainer.add_callback(timeline)
     # counted from shapes: PEFT's count on a 4-bit base sees packed weights (2 per byte)
-    from workbench.train import lora
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = lora.model_info(preset.model.name_or_path,
                             preset.model.trust_remote_code)["total"] + trainable

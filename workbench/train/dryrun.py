@@ -74,6 +74,7 @@ def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
         t0 = time.monotonic()
         trainer = train.build_trainer(probe, scratch, t0, log=say)
         n_train = len(trainer.train_dataset)
+        checkpointing = bool(trainer.args.activation_checkpointing)  # auto: decided in there
         load_s = time.monotonic() - t0
         step_times: list[float] = []
         tokens: list[float] = []
@@ -144,10 +145,16 @@ def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
         "device": "cuda" if cuda else "cpu", "full_run_steps": total,
         "eta_seconds": round(per_step * total + load_s, 1), "train_examples": n_train,
         "padded_length": max(lengths) if lengths else None,
+        "gradient_checkpointing": checkpointing,
+        "gradient_checkpointing_requested": preset.train.gradient_checkpointing,
         # measured in this one process: per-process figures of a run with world_size
         "world_size": preset.distributed.processes, "per_process": True,
     }
-    result["estimate"] = _estimate(preset, result["padded_length"], result["device"])
+    # the estimate beside the measurement assumes what was trained (auto decided on the
+    # whole data's longest batch, the timed steps may have shorter ones)
+    result["estimate"] = _estimate(
+        preset.with_overrides({"train.gradient_checkpointing": checkpointing}),
+        result["padded_length"], result["device"])
     return result
 
 

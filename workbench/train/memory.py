@@ -27,7 +27,7 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 
-from workbench.config import ALL_LINEAR
+from workbench.config import ALL_LINEAR, AUTO
 from workbench.config import OPTIMIZERS as OPTIMIZER_CHOICES
 from workbench.errors import PresetError
 from workbench.models import NAMED, ModelShape, shape_for  # noqa: F401 - memory.NAMED etc.
@@ -284,9 +284,12 @@ def _resolve_auto(device: str) -> tuple[str, str]:
 
 
 def estimate_for_preset(preset, shape=None, method: str | None = None, *,
-                        seq_len: int | None = None, device: str | None = None) -> Estimate:
+                        seq_len: int | None = None, device: str | None = None,
+                        gradient_checkpointing: bool | None = None) -> Estimate:
     """The estimate for a Preset (or preset name). seq_len: the real padded length of a
-    batch when known (short rows pad to far less than train.max_length)."""
+    batch when known (short rows pad to far less than train.max_length).
+    gradient_checkpointing: instead of the preset's; its `auto` is decided here at seq_len
+    as training decides it (train/checkpointing.py), and the reason is in the notes."""
     if isinstance(preset, str):
         from workbench import presets
         preset = presets.load(preset)
@@ -297,14 +300,23 @@ def estimate_for_preset(preset, shape=None, method: str | None = None, *,
     q, t = preset.quantization, preset.train
     mode_method = METHOD_OF_MODE[q.mode]
     method = method or mode_method
+    seq_len = t.max_length if seq_len is None else int(seq_len)
+    auto = None
+    if gradient_checkpointing is None and t.gradient_checkpointing == AUTO:
+        from workbench.train import checkpointing
+        auto = checkpointing.decide(preset, seq_len, device=device, shape=shape, method=method)
+        gradient_checkpointing = auto.on
     est = estimate(shape, method, r=preset.lora.r, alpha=preset.lora.alpha,
                     targets=preset.lora.target_modules, dropout=preset.lora.dropout,
-                    batch_size=t.batch_size,
-                    seq_len=t.max_length if seq_len is None else int(seq_len),
-                    gradient_checkpointing=t.gradient_checkpointing, optimizer=t.optimizer,
+                    batch_size=t.batch_size, seq_len=seq_len,
+                    gradient_checkpointing=(t.gradient_checkpointing if gradient_checkpointing
+                                            is None else gradient_checkpointing),
+                    optimizer=t.optimizer,
                     quant_type=q.mode if q.mode in ("nf4", "fp4") else "nf4",
                     double_quant=q.double_quant, compute_dtype=q.compute_dtype,
                     device=device or ("cuda" if _cuda() else "cpu"))
+    if auto is not None:
+        est.notes.append(f"gradient checkpointing {auto.reason}")
     return per_process(est, preset.distributed.processes)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import gradio as gr
 import yaml
 
-from workbench import paths
+from workbench import config, paths
 from workbench.config import ALL_LINEAR, Preset, field_path_meta, iter_fields
 from workbench.errors import PresetError, WorkbenchError
 from workbench.ui.i18n import field_keys, t
@@ -53,6 +53,8 @@ def field(dotted: str, **overrides):
 def widget_spec(dotted: str, meta: dict) -> tuple[str, dict]:
     """(Gradio class name, constructor kwargs) for a field: the rule, testable alone."""
     kind, default = meta["type"], meta["default"]
+    if config.is_switch(meta):  # auto / on / off
+        return "Dropdown", {"choices": list(config.SWITCH), "value": config.to_switch(default)}
     if kind == "bool":
         return "Checkbox", {"value": default}
     if meta.get("choices"):
@@ -89,11 +91,14 @@ def _elem_id(dotted: str) -> str:
 
 # -- conversions between widget values and Preset values ------------------------------
 
+def _one_line(value) -> str:
+    """A mapping or list as one line of YAML ("" when empty)."""
+    return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True,
+                          sort_keys=False, width=10_000).strip() if value else ""
+
+
 def dict_to_text(value: dict | None) -> str:
-    if not value:
-        return ""
-    return yaml.safe_dump(dict(value), default_flow_style=True, allow_unicode=True,
-                          sort_keys=False).strip()
+    return _one_line(dict(value or {}))
 
 
 def text_to_dict(text: str | None, dotted: str) -> dict:
@@ -110,10 +115,7 @@ def text_to_dict(text: str | None, dotted: str) -> dict:
 
 
 def list_to_text(value: list | None) -> str:
-    if not value:
-        return ""
-    return yaml.safe_dump(list(value), default_flow_style=True, allow_unicode=True,
-                          sort_keys=False, width=10_000).strip()
+    return _one_line(list(value or []))
 
 
 def text_to_list(text, dotted: str) -> list:
@@ -129,9 +131,7 @@ def text_to_list(text, dotted: str) -> list:
 
 
 def to_target_list(value) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    return list(value or [])
+    return [value] if isinstance(value, str) else list(value or [])
 
 
 def from_target_list(value) -> str | list[str]:
@@ -197,6 +197,8 @@ def from_preset(preset: Preset, keys: list[str] | None = None) -> list:
         value = data[section][key]
         if dotted == "lora.target_modules":
             value = to_target_list(value)
+        elif config.is_switch(field_path_meta(section, key)):
+            value = config.to_switch(value)
         elif isinstance(value, dict):
             value = dict_to_text(value)
         elif isinstance(value, list):
@@ -246,8 +248,7 @@ def error_text(exc: BaseException) -> str:
 
 
 def _log_if_bug(exc: BaseException, fn_name: str) -> None:
-    """A bug (not the user's to fix): the full story goes to the server log, never to
-    the page."""
+    """A bug (not the user's to fix): the full story goes to the server log, not the page."""
     if not isinstance(exc, (WorkbenchError, gr.Error)):
         log.error("handler %s failed:\n%s", fn_name, traceback.format_exc())
 
