@@ -156,3 +156,23 @@ def test_gguf_slug_readable_and_tracks_file_changes(tmp_path):
     changed = models.gguf_slug(f)
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert models.gguf_slug(f) != changed
+
+
+def test_shape_of_an_imported_gguf_comes_from_its_config_not_the_header(tmp_path, monkeypatch):
+    # the GGUF header's vocabulary takes ~10 s to parse: `auto` checkpointing estimates
+    # twice at every training start, so an imported model's config.json is read instead
+    from workbench.models import shapes, sources
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF" + b"\0" * 10)
+    read = []
+    monkeypatch.setattr(shapes, "gguf_shape", lambda path, name: read.append(path) or "header")
+    assert shapes.shape_for(str(gguf)) == "header" and read == [gguf]  # not imported yet
+    folder = sources.models_cache_dir() / models.gguf_slug(gguf)
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        '{"model_type": "llama", "vocab_size": 100, "hidden_size": 64, "intermediate_size": '
+        '128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}')
+    (folder / sources.MARKER).write_text('{"format": %d}' % sources.IMPORT_FORMAT)
+    shape = shapes.shape_for(str(gguf))
+    assert (shape.vocab, shape.hidden, shape.layers, shape.kv_heads) == (100, 64, 2, 2)
+    assert read == [gguf]  # the header was not read again

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from workbench import paths
 from workbench.errors import ModelError
-from workbench.models.sources import embedded_gguf, resolve
+from workbench.models.sources import embedded_gguf, imported_folder, resolve
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,14 @@ def shape_for(model: str, offline_only: bool = False) -> ModelShape:
         gguf = embedded_gguf(key)
     elif key.lower().endswith(".gguf"):
         gguf = paths.resolve_data_path(key)
-    if gguf is not None:
+    if gguf is not None:  # its import's config.json when there is one: reading the GGUF
+        folder = imported_folder(Path(gguf), key)  # header (its vocabulary) takes ~10 s
+        if folder is not None:
+            try:
+                config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+                return ModelShape.from_config(config, name=key)
+            except (OSError, ValueError):
+                pass
         return gguf_shape(Path(gguf), key)
     if offline_only and key.lower() not in NAMED:
         path = paths.resolve_data_path(key)

@@ -182,6 +182,18 @@ def _cached_import(gguf: Path, slug: str) -> Path:
     return final
 
 
+def imported_folder(gguf: Path, name: str) -> Path | None:
+    """The finished import of `gguf` (named `name`: embedded:NAME or its path) in the
+    cache, or None; imports nothing."""
+    try:
+        slug = (_EMBEDDED_MODELS[name.removeprefix("embedded:")][2]
+                if name.startswith("embedded:") else gguf_slug(gguf))
+        folder = models_cache_dir() / slug
+    except (KeyError, OSError):
+        return None
+    return folder if _is_complete(folder) else None
+
+
 def _clean_stale_tmp(final: Path) -> None:
     """Remove temp folders left by an import whose process was killed (SIGKILL, power cut)."""
     for tmp in final.parent.glob(f".{final.name}.tmp-*"):
