@@ -104,6 +104,13 @@ def test_fit_line_says_when_it_does_not_fit(monkeypatch):
     assert "✗ QLoRA" in fits and "gradient checkpointing" in fits
 
 
+def test_the_fit_line_says_what_auto_checkpointing_became_at_that_length(monkeypatch):
+    _, fits = chart_of(monkeypatch, "llama-7b")  # cpu-demo: auto; batch 4 x 512 tokens
+    assert "Gradient checkpointing auto → on: batches of 4 × 512 tokens" in fits
+    _, fits = chart_of(monkeypatch, "llama-7b", **{"train.gradient_checkpointing": "off"})
+    assert "Gradient checkpointing auto" not in fits
+
+
 def test_analysed_data_sets_the_length_and_the_line_says_so(monkeypatch, tmp_path):
     """Issue 9: with the Dataset tab's analysis, the activations are sized for the data's
     longest batch, not max_length (cpu-demo's rows are far shorter than 512)."""

@@ -146,13 +146,15 @@ def fits_markdown(rows: list, device: tuple[str, int, int], from_data: bool = Fa
              f"({fmt_bytes(total)} {m('qmem.total')})", "",
              f"{m('qmem.for_batch')} **{first['batch_size']}** × {m('qmem.for_length')} "
              f"**{first['seq_len']}** {m('qmem.for_tokens')} {length_note}", ""]
+    chosen_est = next(est for _, est, c in rows if c)
+    auto = [n for n in chosen_est.notes if n.startswith("gradient checkpointing auto")]
+    lines += [f"G{auto[0][1:]}", ""] if auto else []  # what `auto` became at this length
     for meth, est, chosen in rows:
         ok = est.total_bytes <= free
         line = (f"{'✓' if ok else '✗'} {m('qmem.method.' + meth)}: {m('qmem.needs')} "
                 f"{fmt_bytes(est.total_bytes)} · "
                 f"{m('qmem.fits' if ok else 'qmem.no_fit')}")
         lines.append(f"- **{line}** ★" if chosen else f"- {line}")
-    chosen_est = next(est for _, est, c in rows if c)
     if chosen_est.total_bytes > free:
         lines += ["", f"⚠ {m('qmem.advice')}"]
     lines += ["", f"*{m('qmem.note')}*"]
