@@ -80,6 +80,10 @@ def test_the_estimate_of_an_auto_preset_decides_the_same_way_and_says_so():
     assert long_est.settings["gradient_checkpointing"] is decide(preset(), 384, total).on
     assert short_est.settings["gradient_checkpointing"] is False
     assert any(n.startswith("gradient checkpointing auto → ") for n in long_est.notes)
+    assumed = memory.estimate_for_preset(preset(), shape=SMOL, device="cpu")  # max_length
+    assert any("at train.max_length: training decides at the data's longest padded batch"
+               in n for n in assumed.notes)
+    assert not any("at train.max_length" in n for n in long_est.notes)
 
 
 def test_the_field_takes_true_false_or_auto_and_names_itself_otherwise():

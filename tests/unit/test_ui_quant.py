@@ -107,6 +107,7 @@ def test_fit_line_says_when_it_does_not_fit(monkeypatch):
 def test_the_fit_line_says_what_auto_checkpointing_became_at_that_length(monkeypatch):
     _, fits = chart_of(monkeypatch, "llama-7b")  # cpu-demo: auto; batch 4 x 512 tokens
     assert "Gradient checkpointing auto → on: batches of 4 × 512 tokens" in fits
+    assert "--seq-len" not in fits  # the CLI's advice; the page says how to set the length
     _, fits = chart_of(monkeypatch, "llama-7b", **{"train.gradient_checkpointing": "off"})
     assert "Gradient checkpointing auto" not in fits
 

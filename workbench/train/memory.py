@@ -300,6 +300,7 @@ def estimate_for_preset(preset, shape=None, method: str | None = None, *,
     q, t = preset.quantization, preset.train
     mode_method = METHOD_OF_MODE[q.mode]
     method = method or mode_method
+    assumed = seq_len is None  # then `auto` below is decided at max_length, not the data's
     seq_len = t.max_length if seq_len is None else int(seq_len)
     auto = None
     if gradient_checkpointing is None and t.gradient_checkpointing == AUTO:
@@ -316,7 +317,9 @@ def estimate_for_preset(preset, shape=None, method: str | None = None, *,
                     double_quant=q.double_quant, compute_dtype=q.compute_dtype,
                     device=device or ("cuda" if _cuda() else "cpu"))
     if auto is not None:
-        est.notes.append(f"gradient checkpointing {auto.reason}")
+        est.notes.append(f"gradient checkpointing {auto.reason}" + (
+            "; at train.max_length: training decides at the data's longest padded batch "
+            "(shorter rows: often off), which --seq-len or a dry run shows" if assumed else ""))
     return per_process(est, preset.distributed.processes)
 
 
