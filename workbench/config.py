@@ -180,10 +180,9 @@ class TrainCfg:
                               "training off (0 = no cap). Typical: 1.0; 0.3 in the QLoRA "
                               "paper.", label="Max grad norm", min=0.0, max=100.0, step=0.1)
     gradient_checkpointing: bool | str = _f(
-        "auto", "Recompute intermediate results instead of keeping them: less memory, slower "
-        "steps (on a CPU, 384-token rows: about half the memory, 1.3-1.5x the time). auto: "
-        "on when it would save at least 1 GiB and 1/16 of this machine's memory (long rows), "
-        "off for short rows, where it would only cost time. Typical: auto.",
+        "auto", "Recompute intermediate results instead of keeping them (CPU, 384-token "
+        "rows: half the memory, 1.3-1.5x the time). auto: on where that saves 1 GiB and "
+        "1/16 of the memory (long rows). Typical: auto.",
         label="Gradient checkpointing", choices=[AUTO, True, False])
     packing: bool = _f(False, "Join several short rows into one sequence, so less is wasted "
                        "on padding. Typical: off; on for thousands of short rows.",

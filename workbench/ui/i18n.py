@@ -80,9 +80,8 @@ FIELDS_ZH: dict[str, tuple[str, str]] = {
                         "（在 CPU 上会改用 adamw_torch 并提示）。"),
     "train.max_grad_norm": ("梯度裁剪", "限制单次更新的大小，免得一批异常数据把训练带偏（0 = 不限制）。"
                             "常用：1.0；QLoRA 论文用 0.3。"),
-    "train.gradient_checkpointing": ("梯度检查点", "重算中间结果而不是保存它们：省内存但更慢（CPU 上 384 个 token 的行：内存约减半，用时约 1.3–1.5 倍）。"
-                                     "auto：能省下至少 1 GiB 且至少本机内存的 1/16 时开启（长数据），"
-                                     "短数据时关闭（只会更慢）。常用：auto。"),
+    "train.gradient_checkpointing": ("梯度检查点", "重算中间结果而不是保存它们（CPU 上 384 个 token 的行：内存约减半，用时约 1.3–1.5 倍）。"
+                                     "auto：能省下 1 GiB 且本机内存的 1/16 时开启（长数据）。常用：auto。"),
     "train.packing": ("打包", "把多条短数据拼成一条序列，少浪费在填充上。常用：关闭；有成千上万条短数据时开启。"),
     "train.completion_only_loss": ("只学回答", "只从回答中学习，不学提问部分，让模型学会回答。常用：开启。"),
     "train.logging_steps": ("日志间隔", "每 N 步记录一次损失（损失图上的点）。常用：1–10。"),
