@@ -367,8 +367,12 @@ def field_path_meta(section: str, key: str) -> dict:
 SWITCH = {AUTO: AUTO, "on": True, "off": False}
 
 
+def allows_auto(meta: dict) -> bool:
+    return AUTO in (meta.get("choices") or ())
+
+
 def is_switch(meta: dict) -> bool:
-    return meta["type"] == "bool" and AUTO in (meta.get("choices") or ())
+    return meta["type"] == "bool" and allows_auto(meta)
 
 
 def to_switch(value) -> str:
@@ -420,7 +424,7 @@ def _check_value(section: str, f, value, where: str):
             return {} if kind == "dict" else []
         raise PresetError(f"{name}: a value is required (got null)")
     if kind == "bool":
-        switch = AUTO in (meta.get("choices") or ())
+        switch = allows_auto(meta)
         if switch and isinstance(value, str) and value in SWITCH:
             return SWITCH[value]  # auto: decided on the data (train/checkpointing.py)
         if not isinstance(value, bool):

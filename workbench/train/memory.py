@@ -316,7 +316,8 @@ def estimate_for_preset(preset, shape=None, method: str | None = None, *,
                     quant_type=q.mode if q.mode in ("nf4", "fp4") else "nf4",
                     double_quant=q.double_quant, compute_dtype=q.compute_dtype,
                     device=device or ("cuda" if _cuda() else "cpu"))
-    if auto is not None:
+    if auto is not None:  # the reason for the page; the note adds the CLI's advice
+        est.settings["gradient_checkpointing_auto"] = auto.reason
         est.notes.append(f"gradient checkpointing {auto.reason}" + (
             "; at train.max_length: training decides at the data's longest padded batch "
             "(shorter rows: often off), which --seq-len or a dry run shows" if assumed else ""))

@@ -147,9 +147,9 @@ def fits_markdown(rows: list, device: tuple[str, int, int], from_data: bool = Fa
              f"{m('qmem.for_batch')} **{first['batch_size']}** × {m('qmem.for_length')} "
              f"**{first['seq_len']}** {m('qmem.for_tokens')} {length_note}", ""]
     chosen_est = next(est for _, est, c in rows if c)
-    auto = [n for n in chosen_est.notes if n.startswith("gradient checkpointing auto")]
+    auto = chosen_est.settings.get("gradient_checkpointing_auto")
     # what `auto` became at this length (the line above says which length it is)
-    lines += [f"G{auto[0][1:].split('; at train.max_length')[0]}", ""] if auto else []
+    lines += [f"Gradient checkpointing {auto}", ""] if auto else []
     for meth, est, chosen in rows:
         ok = est.total_bytes <= free
         line = (f"{'✓' if ok else '✗'} {m('qmem.method.' + meth)}: {m('qmem.needs')} "
