@@ -48,8 +48,13 @@ def test_second_resolve_is_fast_and_does_not_reimport(embedded_home, monkeypatch
     assert tok.model_max_length == 8192
 
 
-def test_cached_model_generates_exactly_like_the_gguf(embedded_model_dir):
+def test_cached_model_generates_exactly_like_the_gguf(embedded_model_dir, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from workbench.models import gguf_speed
+    if gguf_speed.stock_get is not None:  # gguf's own reader, not the import's faster one
+        from gguf import gguf_reader
+        monkeypatch.setattr(gguf_reader.GGUFReader, "_get", gguf_speed.stock_get)
     gguf = models.embedded_gguf()
     direct = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
                                                   dtype=torch.float32)

@@ -25,6 +25,8 @@ def smol_tiny(tmp_path_factory):
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from workbench import models
+    from workbench.models import gguf_speed
+    gguf_speed.install()
     gguf = models.embedded_gguf()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     folder = tmp_path_factory.mktemp("smol-tiny")

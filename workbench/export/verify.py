@@ -159,6 +159,8 @@ def check_reference(reader, hp: dict, ref_path: Path | None = None) -> dict:
             ref_path = models.embedded_gguf()
         except Exception as exc:  # noqa: BLE001 - no reference: say so, do not fail
             return {"applied": False, "why": f"no reference GGUF ({exc})"}
+    from workbench.models import gguf_speed
+    gguf_speed.install()
     ref = GGUFReader(str(ref_path))
     shape = {k: field(ref, f"llama.{k}") for k in ("block_count", "embedding_length",
                                                    "attention.head_count",
@@ -293,6 +295,9 @@ def verify(merged: Path, files: dict, hp: dict, *, tokenizer, reference="auto",
     """All checks for the exported files; `reference`: 'auto' (when shapes match), a GGUF
     path, or None/False to skip."""
     from gguf import GGUFReader
+
+    from workbench.models import gguf_speed
+    gguf_speed.install()  # each file is read three times (ours, transformers' config, weights)
     say = progress or (lambda msg: None)
     checks, ref_result = {}, None
     for qtype, path in files.items():

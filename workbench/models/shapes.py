@@ -137,6 +137,9 @@ def shape_for(model: str, offline_only: bool = False) -> ModelShape:
 def gguf_shape(path: Path, name: str) -> ModelShape:
     """Architecture numbers from a GGUF header (the tensors are memory-mapped, not read)."""
     from gguf import GGUFReader
+
+    from workbench.models import gguf_speed
+    gguf_speed.install()
     if not path.is_file():
         raise ModelError(f"model {name!r}: no such file")
     reader = GGUFReader(str(path))

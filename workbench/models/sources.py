@@ -219,6 +219,9 @@ def _load_gguf(gguf: Path):
     model is rebuilt as a plain one, because transformers refuses to save a GGUF-loaded model."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from workbench.models import gguf_speed
+    gguf_speed.install()  # transformers reads the file three times here
     folder, filename = str(gguf.parent), gguf.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename,
