@@ -136,11 +136,16 @@ def test_an_uploaded_html_file_is_not_rendered_as_a_page(app):
 def test_the_training_poll_endpoint_needs_the_login(app):
     # the page's poll (ui/tabs/training.py POLL_SCRIPT) is a plain POST, behind the login
     from workbench.ui.tabs import training
-    path = f"/gradio_api/run/{training.FOLDER_KEY_API}"
-    r = app.client(login=False).post(path, json={"data": []})
+    path = f"/gradio_api/run/{training.LIVE_API}"
+    r = app.client(login=False).post(path, json={"data": ["", None]})
     assert r.status_code in (401, 403), r.text
-    r = app.client().post(path, json={"data": []})
-    assert r.status_code == 200 and len(r.json()["data"][0]) == 16
+    r = app.client().post(path, json={"data": ["", None]})
+    assert r.status_code == 200, r.text
+    answer = r.json()["data"][0]
+    assert "train.no_run" in answer["parts"]["progress"] and len(answer["known"]["key"]) == 16
+    # what the page sends back the next time: nothing changed, nothing to write
+    again = app.client().post(path, json={"data": ["", answer["known"]]}).json()["data"][0]
+    assert again == {"known": answer["known"], "parts": {}, "redraw": False}
 
 
 def test_file_headers_make_every_risky_type_a_download():

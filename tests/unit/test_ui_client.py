@@ -61,12 +61,12 @@ def test_round_trip(app, monkeypatch):
 
     # the Training tab's poll asks this as the page does (training.POLL_SCRIPT)
     from workbench.ui.tabs import training
-    ask = urllib.request.Request(f"{app_url}gradio_api/run/{training.FOLDER_KEY_API}",
-                                 data=b'{"data": []}', method="POST",
+    ask = urllib.request.Request(f"{app_url}gradio_api/run/{training.LIVE_API}",
+                                 data=b'{"data": ["", null]}', method="POST",
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(ask, timeout=10) as resp:
-        key = json.loads(resp.read())["data"][0]
-    assert isinstance(key, str) and len(key) == 16
+        answer = json.loads(resp.read())["data"][0]
+    assert len(answer["known"]["key"]) == 16 and "progress" in answer["parts"]
 
     saved = client.predict("mine", "cpu-demo", ["train.max_steps=5"], False,
                            api_name="/save_preset")

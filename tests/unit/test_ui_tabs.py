@@ -490,58 +490,80 @@ def test_folder_key_changes_only_when_a_run_file_changed(monkeypatch):
     assert training_view.folder_key() != done
 
 
-def test_poll_redraws_only_the_parts_that_changed():
-    """Issue 9: after a run file changed, one event redraws the every-step parts (progress,
-    log, runs list, strip); the plots, the controls and the sample table get a new key (and
-    so a redraw) only when what they show changed."""
+def test_live_returns_only_the_parts_that_changed():
+    """Issue 9: the page's poll asks `live` (a plain request, no Gradio event) and writes
+    the every-step parts it returns (progress, log, runs list, strip) in place; only parts
+    that changed come back, and `redraw` (a Gradio event for the plots, the controls and the
+    sample table) is asked for only when one of those changed."""
     from workbench.ui.tabs import training_view
-    run = make_run(name="done-20250101-120000")  # completed: its progress box is still
-    first = training_view.poll(None, None, None, None, None)
-    progress, log, table, strip, live, plots, controls, samples = first
-    assert "done-20250101-120000" in rendered(progress) and "step 10 done" in log
-    assert "done-20250101-120000" in table and live == [progress, log, table, strip]
+    run = make_run(name="done-20250101-120000")
+    first = json.loads(json.dumps(training_view.live(None, None)))  # as the page holds it
+    parts, known = first["parts"], first["known"]
+    assert set(parts) == set(training_view.LIVE_PARTS) and first["redraw"] is True
+    assert "done-20250101-120000" in rendered(parts["progress"])
+    assert "step 10 done" in parts["log"] and "\x1b" not in parts["log"]
+    assert "done-20250101-120000" in parts["list"] and "completed" in rendered(parts["list"])
+    assert "guide.title" in parts["guide"]
+    # nothing new on disk: nothing to write, no event
+    assert training_view.live(None, known) == {"known": known, "parts": {}, "redraw": False}
+    # a new step's metrics: the plots change (the run is not running: at once), the
+    # progress box is as it was (a completed run shows its status.json, not its metrics)
+    runs.append_metrics(run, {"step": 11, "loss": 1.2, "learning_rate": 5e-5})
+    again = training_view.live(run.name, known)
+    assert again["redraw"] is True and again["known"]["rare"]["plots"][1] == 3
+    assert "progress" not in again["parts"]
+    known = again["known"]
+    # a new run: the list and the strip change, and the controls (its name joins the picker)
+    make_run(name="new-20250101-130000", state="stopped")
+    third = training_view.live(run.name, known)
+    assert {"list"} <= set(third["parts"]) and third["redraw"] is True
+    assert third["known"]["rare"]["controls"] != known["rare"]["controls"]
+    assert third["known"]["rare"]["plots"] == known["rare"]["plots"]
+    # a text that could be markup is shown as text
+    (run / "train.log").write_text("<img src=x onerror=alert(1)>\n", "utf-8")
+    log = training_view.live(run.name, third["known"])["parts"]["log"]
+    assert "<img" not in log and "&lt;img" in log
+
+
+def test_poll_hands_out_only_the_keys_that_changed():
+    """The Gradio event behind `redraw`: the keys of the plots, the controls and the sample
+    table, each skipped when as shown, so that only a changed key fires its redraw."""
+    from workbench.ui.tabs import training_view
+    run = make_run(name="done-20250101-120000")
+    plots, controls, samples = training_view.poll(None, None, None, None)
     loss, lr = training_view.draw_plots(plots[0])
     assert len(loss) == 3 and len(lr) == 2  # two losses and an eval loss; two lr points
     buttons = training_view.draw_controls(controls)
     assert buttons[0]["value"] == run.name and buttons[6]["visible"] is True
     assert samples == [run.name, None, None]  # no samples.jsonl yet
-    keys = [live, plots, controls, samples]
-    assert training_view.poll(None, *keys) == [gr.skip()] * 8  # nothing new
+    assert training_view.poll(None, plots, controls, samples) == [gr.skip()] * 3
     runs.append_metrics(run, {"step": 11, "loss": 1.2, "learning_rate": 5e-5})
-    again = training_view.poll(run.name, *keys)
-    assert again[5] != gr.skip() and again[6] == again[7] == gr.skip()
-    assert len(training_view.draw_plots(again[5][0])[1]) == 3
-    keys[1] = again[5]  # the plots now show it
-    make_run(name="new-20250101-130000", state="stopped")  # a new run: the list changes
-    third = training_view.poll(run.name, *keys)
-    assert third[2] != gr.skip() and third[6] != gr.skip()  # its name joins the picker
-    assert third[5] == gr.skip() and third[7] == gr.skip()
+    again = training_view.poll(run.name, plots, controls, samples)
+    assert again[0] != gr.skip() and again[1] == again[2] == gr.skip()
+    assert len(training_view.draw_plots(again[0][0])[1]) == 3
 
 
-def test_poll_redraws_a_running_runs_plots_at_most_every_plot_seconds(monkeypatch):
+def test_live_redraws_a_running_runs_plots_at_most_every_plot_seconds(monkeypatch):
     """Issue 9: redrawing the two charts is the costliest part of a redraw in the browser;
-    while the run runs, new points wait until PLOT_SECONDS after the last redraw. The run's
-    end and another run's points show at once."""
+    while the run runs, new points wait until PLOT_SECONDS after the last redraw, while the
+    progress box moves on at once. The run's end shows at once."""
     from workbench.ui.tabs import training_view
     clock = [1_000_000.0]
     monkeypatch.setattr("time.time", lambda: clock[0])
     run = make_run(name="live-20250101-120000", state="running", step=5, max_steps=20)
-    *_, live, plots, controls, samples = training_view.poll(None, None, None, None, None)
-    assert plots[:3] == (run.name, 2, runs.metrics(run)[-1]) and plots[3] == clock[0]
-    keys = [live, plots, controls, samples]
+    known = training_view.live(None, None)["known"]
+    assert known["rare"]["plots"][:2] == [run.name, 2] and known["rare"]["plots"][-1] == clock[0]
     runs.append_metrics(run, {"step": 15, "loss": 1.2, "learning_rate": 5e-5})
     runs.write_status(run, step=15)
     clock[0] += training_view.PLOT_SECONDS - 1
-    soon = training_view.poll(run.name, *keys)
-    assert soon[5] == gr.skip() and soon[0] != gr.skip()  # the progress box still moves
+    soon = training_view.live(run.name, known)
+    assert soon["redraw"] is False and "Step 15 / 20" in rendered(soon["parts"]["progress"])
     clock[0] += 1
-    due = training_view.poll(run.name, *keys)
-    assert due[5][:2] == (run.name, 3) and due[5][3] == clock[0]
-    keys[1] = due[5]
+    due = training_view.live(run.name, soon["known"])
+    assert due["redraw"] is True and due["known"]["rare"]["plots"][:2] == [run.name, 3]
     runs.append_metrics(run, {"step": 20, "loss": 1.1, "learning_rate": 0.0})
     runs.write_status(run, state="completed", step=20)
     clock[0] += 1  # ended: its last points at once
-    end = training_view.poll(run.name, *keys)
-    assert end[5][:2] == (run.name, 4)
-    keys[1] = end[5]
-    assert training_view.poll(run.name, *keys)[5] == gr.skip()  # and then nothing new
+    end = training_view.live(run.name, due["known"])
+    assert end["redraw"] is True and end["known"]["rare"]["plots"][:2] == [run.name, 4]
+    assert training_view.live(run.name, end["known"])["redraw"] is False  # nothing new

@@ -40,7 +40,15 @@ CSS = """
 .wb-state.wb-run {background: var(--color-accent)} .wb-state.wb-ok {background: #16a34a}
 .wb-state.wb-bad {background: #dc2626} .wb-state.wb-stop {background: #d97706}
 .wb-error {color: #b91c1c; margin-top: 6px; white-space: pre-wrap}
-.wb-log textarea {font-family: var(--font-mono); font-size: 12px}
+.wb-log-label {font-size: var(--block-label-text-size); color: var(--block-label-text-color);
+  margin-bottom: 4px}
+.wb-log-text {font-family: var(--font-mono); font-size: 12px; max-height: 16em; min-height: 8em;
+  overflow-y: auto; margin: 0; padding: 8px 10px; white-space: pre-wrap;
+  border: 1px solid var(--border-color-primary); border-radius: var(--radius-lg);
+  background: var(--block-background-fill)}
+.wb-runs table {border-collapse: collapse; width: 100%; margin-top: 6px; font-size: 14px}
+.wb-runs th, .wb-runs td {text-align: left; padding: 4px 10px;
+  border-bottom: 1px solid var(--border-color-primary)}
 #preset-bar, .wb-actions {align-items: flex-end}
 .wb-actions > button, #preset-bar > button {margin-bottom: 4px}
 .wb-inline {width: fit-content; min-width: 200px}

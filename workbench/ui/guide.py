@@ -85,6 +85,13 @@ MARK = {"done": "✓", "now": "▶", "next": "→", "later": "·"}
 
 
 def guide_html(all_runs: list[dict] | None = None) -> str:
+    """The strip as the page holds it: in a shared.live_box, so that the Training tab's poll
+    can move its step count in place (training_view.live)."""
+    from workbench.ui import shared
+    return shared.live_box("guide", guide_inner(all_runs))
+
+
+def guide_inner(all_runs: list[dict] | None = None) -> str:
     if all_runs is None:
         from workbench import runs
         all_runs = runs.list_runs()

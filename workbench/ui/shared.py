@@ -22,6 +22,12 @@ from workbench.errors import RunError
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # progress bars' cursor moves
 
 
+def live_box(part: str, inner: str) -> str:
+    """A part of the page that the Training tab's poll rewrites in place (training.POLL_SCRIPT
+    sets the wrapper's innerHTML; Gradio's own render of the component is the wrapper)."""
+    return f"<div class='wb-live' data-wb-part='{part}'>{inner}</div>"
+
+
 def run_names(filter_fn=None) -> list[str]:
     """Run folder names, newest first, optionally filtered on the list_runs() dict."""
     from workbench import runs

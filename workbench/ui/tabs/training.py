@@ -3,8 +3,8 @@ with step/total, elapsed and ETA; loss and learning-rate plots; the tail of the 
 list of runs with their state, and Resume for a stopped or failed run.
 
 Training runs in its own process (`workbench.runs.jobs`); this tab only starts it and
-reads its run folder. While the tab shows, the page asks for a key of the run folders
-(POLL_SCRIPT, training_view.folder_key) and redraws the view when it changed; on page load
+reads its run folder. While the tab shows, the page asks what changed in the run folders
+(POLL_SCRIPT, training_view.live) and writes it in place; on page load
 the view attaches to the running job (or the newest run), so a reload or a second browser
 tab sees the same run.
 Widgets: every `train.*` and `distributed.*` Preset field (with the number of GPUs).
@@ -26,47 +26,59 @@ from workbench.presets import check_name
 from workbench.ui import guide, shared, widgets
 from workbench.ui.i18n import m, t, text
 from workbench.ui.tabs import training_samples
-from workbench.ui.tabs.training_view import (LOG_LINES, LOSS_COLORS, MIN_REDRAW_SECONDS,
-                                             POLL_SECONDS, draw_controls, draw_plots,
-                                             folder_key, poll, view)
+from workbench.ui.tabs.training_view import (LOSS_COLORS, MIN_REDRAW_SECONDS, POLL_SECONDS,
+                                             draw_controls, draw_plots, live, poll, view)
 
 DRY_RUN_STEPS = 5
-FOLDER_KEY_API = "train_folder_key"
+LIVE_API = "train_live"
 
 # The Training tab's poll, in the page: every POLL_SECONDS while the tab is on screen (and
-# the browser tab visible) it asks the server for training_view.folder_key, a plain POST
-# to a queue-less endpoint, which is not a Gradio event in the page; only when the key
-# changed, and MIN_REDRAW_SECONDS after the last redraw, does it click the hidden
-# #train-refresh, whose one event redraws the view (training_view.poll). A gr.Timer tick
-# is an event: Gradio's page updates the loading status of every component it knows at
-# each event, ~0.1-0.2 s of script on a 2-core machine, even when nothing changed.
+# the browser tab visible) it asks training_view.live, a plain POST to a queue-less
+# endpoint, which is not a Gradio event in the page. It writes the parts that changed (the
+# progress box, the log, the runs list, the strip) into their .wb-live boxes itself, then
+# waits MIN_REDRAW_SECONDS; only when the plots, the controls or the sample table changed
+# does it click the hidden #train-refresh, whose one event redraws those. Every Gradio
+# event costs the browser work on all the components it knows (updating their loading
+# status), ~0.1-0.2 s of script on a 2-core machine, even when nothing changed.
 POLL_SCRIPT = """<script>
 (() => {
   const EVERY_MS = %(every)d, MIN_REDRAW_MS = %(min_redraw)d;
-  let last = null, lastRedraw = 0, asking = false;
+  let known = null, lastWrite = 0, asking = false;
+  function write(part, inner) {
+    document.querySelectorAll('.wb-live[data-wb-part="' + part + '"]').forEach((box) => {
+      const old = box.querySelector("pre");
+      const follow = !old || old.scrollTop + old.clientHeight >= old.scrollHeight - 4;
+      box.innerHTML = inner;
+      const pre = box.querySelector("pre");
+      if (pre && follow) pre.scrollTop = pre.scrollHeight;  // the log: its end, as it grows
+    });
+  }
   setInterval(async () => {
     const box = document.getElementById("train-progress");
     const refresh = document.getElementById("train-refresh");
     if (asking || document.hidden || !box || !refresh || box.offsetParent === null) return;
+    if (Date.now() - lastWrite < MIN_REDRAW_MS) return;
     asking = true;
     try {
+      const picker = document.querySelector("#train-run input");
       const url = new URL("gradio_api/run/%(api)s", document.baseURI);
       const resp = await fetch(url, {method: "POST", credentials: "same-origin",
-        headers: {"Content-Type": "application/json"}, body: JSON.stringify({data: []})});
+        headers: {"Content-Type": "application/json"},
+        body: JSON.stringify({data: [picker ? picker.value : "", known]})});
       if (!resp.ok) return;
-      const key = (await resp.json()).data[0];
-      if (key !== last && Date.now() - lastRedraw >= MIN_REDRAW_MS) {
-        last = key;
-        lastRedraw = Date.now();
-        refresh.click();
-      }
+      const answer = (await resp.json()).data[0];
+      known = answer.known;
+      const parts = Object.entries(answer.parts || {});
+      parts.forEach(([part, inner]) => write(part, inner));
+      if (parts.length) lastWrite = Date.now();
+      if (answer.redraw) refresh.click();
     } catch (err) { /* the server is restarting: the next tick asks again */ }
     finally { asking = false; }
   }, EVERY_MS);
 })();
 </script>
 """ % {"every": POLL_SECONDS * 1000, "min_redraw": MIN_REDRAW_SECONDS * 1000,
-       "api": FOLDER_KEY_API}
+       "api": LIVE_API}
 
 # the train.* fields in rows of four, most used first
 LAYOUT = [["train.epochs", "train.max_steps", "train.learning_rate", "train.lr_scheduler"],
@@ -89,8 +101,8 @@ class TrainingTab:
     progress: gr.HTML
     loss_plot: gr.LinePlot  # training and eval loss, one chart, one step axis
     lr_plot: gr.LinePlot
-    log: gr.Textbox
-    runs_table: gr.Markdown
+    log: gr.HTML
+    runs_table: gr.HTML
     refresh: gr.Button  # hidden; POLL_SCRIPT clicks it when the run folders changed
     shown: gr.State
     dry_run: gr.Button | None = None
@@ -150,9 +162,8 @@ def build(ctx) -> TrainingTab:
                                          y_title=m("train.lr_plot"), y_axis_format=".1e",
                                          height=300, scale=2,
                                          elem_id="train-plot-learning-rate")}
-    log = gr.Textbox(label=t("train.log"), lines=8, max_lines=LOG_LINES + 10,
-                     interactive=False, autoscroll=True, elem_id="train-log",
-                     elem_classes=["wb-log"])
+    # the log, the progress box and the runs list are HTML the page's poll rewrites in place
+    log = gr.HTML(elem_id="train-log", elem_classes=["wb-log"])
     samples_box, samples_shown = training_samples.build()  # the answers at each eval step
     with gr.Row(elem_classes=["wb-actions"]):
         run = gr.Dropdown(label=t("train.run"), choices=[], scale=3, elem_id="train-run")
@@ -162,7 +173,7 @@ def build(ctx) -> TrainingTab:
                                   elem_id="train-load-settings")
         to_chat = gr.Button(t("train.to_chat"), variant="primary", scale=1, visible=False,
                             elem_id="train-to-chat")
-    runs_table = gr.Markdown(elem_id="train-runs")
+    runs_table = gr.HTML(elem_id="train-runs")
     refresh = gr.Button(visible="hidden", elem_id="train-refresh")
     shown = gr.State(None)
     tab = TrainingTab(settings, run_name, start, stop, resume, run, notice, progress,
@@ -172,15 +183,14 @@ def build(ctx) -> TrainingTab:
 
     # polling and picking a run only read the run folders: cheap, no queue limit
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
-    # the page's poll (POLL_SCRIPT) reads folder_key; when a run file changed, one event
-    # redraws what changes at every step, and the plots, the controls and the sample table
-    # are redrawn from their keys' change events only when they changed (training_view.poll)
-    gr.api(folder_key, api_name=FOLDER_KEY_API, queue=False, concurrency_limit=None,
+    # the page's poll (POLL_SCRIPT) asks `live` and writes what changes at every step
+    # itself; when the plots, the controls or the sample table changed, it clicks `refresh`,
+    # whose one event hands their keys to States whose change events redraw them
+    gr.api(live, api_name=LIVE_API, queue=False, concurrency_limit=None,
            api_visibility="undocumented")
-    live, plots_key, controls_key = gr.State(None), gr.State(None), gr.State(None)
-    refresh.click(poll, [run, live, plots_key, controls_key, samples_shown],
-                 [progress, log, runs_table, ctx.start_here, live, plots_key, controls_key,
-                  samples_shown], **read_kw)
+    plots_key, controls_key = gr.State(None), gr.State(None)
+    refresh.click(poll, [run, plots_key, controls_key, samples_shown],
+                  [plots_key, controls_key, samples_shown], **read_kw)
     plots_key.change(lambda key: draw_plots(key[0]), [plots_key],
                      [plots["loss"], plots["learning_rate"]], **read_kw)
     controls_key.change(draw_controls, [controls_key], tab.view_outputs[5:12], **read_kw)

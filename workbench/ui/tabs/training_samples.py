@@ -45,20 +45,26 @@ def wire(box: gr.HTML, shown: gr.State, run: gr.Dropdown) -> None:
 
 def file_stamp(selected, shown):
     """[run, size, mtime] of the selected run's samples.jsonl (None, None: not written yet),
-    or gr.skip() when it is what `shown` holds."""
+    or gr.skip() when it is what `shown` holds (or cannot be read now)."""
+    found = stamp(selected)
+    return gr.skip() if found is None or found == shown else found
+
+
+def stamp(selected) -> list | None:
+    """[run, size, mtime] of a run's samples.jsonl ([run, None, None]: not written yet);
+    None without a run, or while the run cannot be read (being deleted: the next poll
+    tries again)."""
     from workbench import runs
     if not selected:
-        return gr.skip()
+        return None
     try:
-        folder = runs.find(selected)
-        st = os.stat(Path(folder) / runs.SAMPLES_FILE)
-        stamp = [selected, st.st_size, st.st_mtime_ns]
+        st = os.stat(Path(runs.find(selected)) / runs.SAMPLES_FILE)
     except OSError:
-        stamp = [selected, None, None]  # no samples yet
+        return [selected, None, None]  # no samples yet
     except Exception:  # noqa: BLE001 - a run being deleted: the next poll tries again
         widgets.log.warning("reading the sample timeline failed", exc_info=True)
-        return gr.skip()
-    return gr.skip() if stamp == shown else stamp
+        return None
+    return [selected, st.st_size, st.st_mtime_ns]
 
 
 def draw(stamp):

@@ -74,20 +74,29 @@ def _seconds_since(iso: str | None) -> float | None:
     return max(0.0, (datetime.now(start.tzinfo) - start).total_seconds())
 
 
-def runs_markdown(all_runs: list[dict]) -> str:
+def runs_html(all_runs: list[dict]) -> str:
+    """The newest RUNS_SHOWN runs as a table (HTML: the poll writes it in place)."""
     if not all_runs:
         return ""
-    lines = [f"**{m('train.runs')}**", "",
-             f"| {m('col.run')} | {m('col.state')} | {m('col.step')} | {m('col.started')} |"
-             f" {m('col.merged')} |", "|---|---|---|---|---|"]
+    head = "".join(f"<th>{m(key)}</th>" for key in
+                   ("col.run", "col.state", "col.step", "col.started", "col.merged"))
+    rows = []
     for r in all_runs[:RUNS_SHOWN]:
         state = r.get("state") or "?"
         label = m(f"state.{state}") if state in STATE_CLASS else html.escape(state)
-        started = (r.get("started_at") or "")[:19].replace("T", " ")
-        steps = f"{r.get('step') or 0} / {r.get('max_steps') or '?'}"
-        lines.append(f"| {html.escape(r['name'])} | {label} | {steps} | {started} | "
-                     f"{'✓' if r.get('merged') else ''} |")
-    return "\n".join(lines)
+        started = html.escape((r.get("started_at") or "")[:19].replace("T", " "))
+        steps = html.escape(f"{r.get('step') or 0} / {r.get('max_steps') or '?'}")
+        rows.append(f"<tr><td>{html.escape(r['name'])}</td><td>{label}</td><td>{steps}</td>"
+                    f"<td>{started}</td><td>{'✓' if r.get('merged') else ''}</td></tr>")
+    return (f"<div class='wb-runs'><b>{m('train.runs')}</b><table><thead><tr>{head}</tr>"
+            f"</thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def log_html(text: str) -> str:
+    """The log's last lines in a box of their own (the poll writes it in place, scrolled to
+    the end unless the reader scrolled up)."""
+    return (f"<div class='wb-log-label'>{m('train.log')}</div>"
+            f"<pre class='wb-log-text'>{html.escape(text)}</pre>")
 
 
 # -- the log as a person reads it ------------------------------------------------------------
@@ -155,21 +164,19 @@ def _short(key: str, value) -> str:
 # the files a run's view is drawn from; the poll redraws only when one of them changed
 WATCHED = ("status.json", "metrics.jsonl", "train.log", "samples.jsonl")
 CLOCK_SECONDS = 15  # elapsed / remaining times move on at least this often while a run runs
-POLL_SECONDS = 4.0  # the page asks folder_key this often while the Training tab shows
-MIN_REDRAW_SECONDS = 8.0  # while steps are shorter, redraw at most this often
+POLL_SECONDS = 4.0  # the page asks `live` this often while the Training tab shows
+MIN_REDRAW_SECONDS = 8.0  # after a change was written, the page asks again after this long
 # the two charts, while their run runs, at most this often: redrawing them costs the browser
 # ~0.4 s of CPU (bench/README.md, "The app's own cost"); a run's end or another run at once
 PLOT_SECONDS = 30.0
+# what changes at every step; the poll writes these into the page itself (no Gradio event)
+LIVE_PARTS = ("progress", "log", "list", "guide")
 
 
 def folder_key() -> str:
-    """The poll's cheap half, what the page asks every POLL_SECONDS while the Training tab
-    shows (training.POLL_SCRIPT, outside Gradio's event machinery): a short key of the size
-    and mtime of every run's WATCHED files, plus a CLOCK_SECONDS clock while the newest run
-    is running (its elapsed and remaining times move on). The page redraws the view only
-    when the key changed, at most every MIN_REDRAW_SECONDS: on a 2-core machine each Gradio
-    event, even one that changes nothing, costs the browser CPU time that the training needs
-    (bench/README.md, "The app's own cost")."""
+    """The poll's cheap half (`live` reads nothing else while it is unchanged): a short key
+    of the size and mtime of every run's WATCHED files, plus a CLOCK_SECONDS clock while the
+    newest run is running (its elapsed and remaining times move on)."""
     import hashlib
     import os
     import time
@@ -201,12 +208,14 @@ def folder_key() -> str:
 # What the view shows falls into parts that change at different rates: the progress box, the
 # log, the runs list and the "start here" strip (step counts) at every step; the plots when
 # metrics.jsonl grows (every logging_steps); the run picker and the buttons when a run starts
-# or ends; the sample table at an evaluation. After folder_key changed, ONE
-# event (`poll`) redraws the every-step parts and hands the keys of the rarer ones to States,
-# whose change events redraw them only when they changed. Fewer events and fewer outputs
-# both matter: every event is a request and a stream, and every output (gr.skip() included)
-# goes through Gradio's pending/complete states in the browser, which on a 2-core machine
-# takes CPU time from the training (bench/README.md, "The app's own cost").
+# or ends; the sample table at an evaluation. The page's poll (training.POLL_SCRIPT) asks
+# `live` every POLL_SECONDS: a plain request outside Gradio's events, which returns the
+# every-step parts that changed as HTML, and the page writes them in place. Only when the
+# plots, the controls or the sample table changed does the page click #train-refresh, whose
+# one Gradio event (`poll`) hands their keys to States, whose change events redraw them.
+# On a 2-core machine every Gradio event, even one that changes nothing, costs the browser
+# CPU time that the training needs: Gradio's page moves every output through its
+# pending/complete states (bench/README.md, "The app's own cost").
 
 LOG_LINES = 20
 
@@ -236,11 +245,17 @@ def read_parts(selected) -> dict:
     state = st.get("state")
     return {"progress": progress, "log": (selected, log_text),
             "plots": (selected, len(records), records[-1] if records else None),
-            "list": runs_markdown(all_runs),
-            "guide": guide.guide_html(all_runs),  # its step 2 follows a run's step count
+            "list": runs_html(all_runs),
+            "guide": guide.guide_inner(all_runs),  # its step 2 follows a run's step count
             "controls": (selected, tuple(names), active, state,
                          state == "completed" and bool(info and info.get("has_adapter")),
                          info is not None)}
+
+
+def live_inner(parts: dict) -> dict[str, str]:
+    """The inner HTML of each LIVE_PARTS part (what shared.live_box wraps)."""
+    return {"progress": parts["progress"], "log": log_html(parts["log"][1]),
+            "list": parts["list"], "guide": parts["guide"]}
 
 
 def draw_plots(selected) -> list:
@@ -271,48 +286,88 @@ def view(selected, shown):
         parts = read_parts(selected)
     except Exception as exc:  # noqa: BLE001 - shown in the page, polling goes on
         widgets.log.error("reading the run folder failed", exc_info=True)
-        return [_error_box(exc), *[gr.skip()] * 12, None]
+        return [shared.live_box("progress", _error_box(exc)), *[gr.skip()] * 12, None]
     shown = shown or {}
+    boxes = {part: shared.live_box(part, inner) for part, inner in live_inner(parts).items()}
 
     def changed(part):
         return shown.get(part) != parts[part]
     skip = gr.skip()
-    return [parts["progress"] if changed("progress") else skip,
+    return [boxes["progress"] if changed("progress") else skip,
             *(draw_plots(parts["plots"][0]) if changed("plots") else [skip, skip]),
-            parts["log"][1] if changed("log") else skip,
-            parts["list"] if changed("list") else skip,
+            boxes["log"] if changed("log") else skip,
+            boxes["list"] if changed("list") else skip,
             *(draw_controls(parts["controls"]) if changed("controls") else [skip] * 7),
-            parts["guide"] if changed("guide") else skip,
+            boxes["guide"] if changed("guide") else skip,
             parts]
 
 
-def poll(selected, live_old, plots_old, controls_old, samples_old) -> list:
-    """The poll's second half: [progress, log, runs list, strip] (all skipped when as
-    `live_old`), then the keys of the live parts, the plots, the controls and the sample
-    timeline, each gr.skip() when unchanged so that only a changed key fires its redraw.
-    The plots' key carries when it was handed out: while the run runs, new points wait
-    until PLOT_SECONDS after the last redraw."""
+def live(selected: str | None = None, known: dict | None = None) -> dict:
+    """The Training tab's poll, one plain request (training.POLL_SCRIPT, every POLL_SECONDS
+    while the tab shows). `selected`: the run picker's value. `known`: what the page holds,
+    as the last answer's "known" said (None at first): the folder_key it saw, the run, a
+    digest of each live part, and the keys of the plots, the controls and the sample table.
+
+    Returns {"known": the new one, "parts": {part: inner HTML} of each LIVE_PARTS part that
+    changed (the page writes them in its shared.live_box), "redraw": true when the plots,
+    the controls or the sample table changed (the page then clicks #train-refresh)}. While
+    a run runs, new chart points wait until PLOT_SECONDS after the last redraw; its end or
+    another run's points are at once. With the run folders unchanged it only stats them."""
+    import hashlib
+    import json
     import time
 
     from workbench.ui.tabs import training_samples
+    known = dict(known) if isinstance(known, dict) else {}
+    selected = selected or None
+    key = folder_key()
+    if key == known.get("key") and selected == known.get("selected") \
+            and not known.get("plots_waiting"):
+        return {"known": known, "parts": {}, "redraw": False}
     try:
         parts = read_parts(selected)
     except Exception as exc:  # noqa: BLE001 - shown in the progress box, polling goes on
         widgets.log.error("reading the run folder failed", exc_info=True)
-        return [_error_box(exc), *[gr.skip()] * 8]
+        return {"known": {}, "parts": {"progress": _error_box(exc)}, "redraw": False}
+    digests, changed = dict(known.get("digests") or {}), {}
+    for part, inner in live_inner(parts).items():
+        digest = hashlib.sha1(inner.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        if digests.get(part) != digest:
+            changed[part], digests[part] = inner, digest
+    # the rare parts' keys, in their JSON form (the page hands them back as JSON)
+    rare = json.loads(json.dumps({"controls": parts["controls"],
+                                  "samples": training_samples.stamp(parts["log"][0])},
+                                 default=str))
+    old = known.get("rare") or {}
+    plots, shown_plots, now = json.loads(json.dumps(parts["plots"], default=str)), \
+        old.get("plots"), time.time()
+    due = (shown_plots is None or shown_plots[0] != plots[0]  # another run: at once
+           or parts["controls"][3] != "running" or now - shown_plots[-1] >= PLOT_SECONDS)
+    new = shown_plots is None or plots != shown_plots[:-1]
+    rare["plots"] = [*plots, now] if new and due else shown_plots
+    return {"known": {"key": key, "selected": selected, "digests": digests, "rare": rare,
+                      "plots_waiting": new and not due},  # ask again though nothing changes
+            "parts": changed, "redraw": rare != old}
+
+
+def poll(selected, plots_old, controls_old, samples_old) -> list:
+    """The Gradio event the page's poll fires when `live` said the plots, the controls or
+    the sample table changed: their keys, each gr.skip() when as shown, so that only a
+    changed key fires its redraw."""
+    from workbench.ui.tabs import training_samples
+    try:
+        parts = read_parts(selected)
+    except Exception:  # noqa: BLE001 - `live` shows it in the progress box
+        widgets.log.error("reading the run folder failed", exc_info=True)
+        return [gr.skip()] * 3
     skip = gr.skip()
-    live = [parts["progress"], parts["log"][1], parts["list"], parts["guide"]]
-    out = [skip] * 4 + [skip] if live == live_old else live + [live]
-    plots, now = parts["plots"], time.time()
-    new = plots_old is None or plots != plots_old[:-1]
-    due = (plots_old is None or plots_old[0] != plots[0]  # another run: at once
-           or parts["controls"][3] != "running" or now - plots_old[-1] >= PLOT_SECONDS)
-    return out + [(*plots, now) if new and due else skip,
-                  skip if parts["controls"] == controls_old else parts["controls"],
-                  training_samples.file_stamp(parts["log"][0], samples_old)]
+    return [skip if parts["plots"] == plots_old else parts["plots"],
+            skip if parts["controls"] == controls_old else parts["controls"],
+            training_samples.file_stamp(parts["log"][0], samples_old)]
 
 
 def _error_box(exc) -> str:
+    """A failure to read the run folders, in the progress box's place."""
     return f"<div class='wb-progress wb-error'>⚠ {widgets.error_text(exc)}</div>"
 
 
