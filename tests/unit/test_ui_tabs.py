@@ -537,8 +537,12 @@ def test_poll_hands_out_only_the_keys_that_changed():
     assert buttons[0]["value"] == run.name and buttons[6]["visible"] is True
     assert samples == [run.name, None, None]  # no samples.jsonl yet
     assert training_view.poll(None, plots, controls, samples) == [gr.skip()] * 3
+    # a key read for a run the picker already shows never sets the picker: Start selects
+    # the new run while a poll read with the run picked before may still be on its way
+    picked = training_view.poll(run.name, None, None, None)[1]
+    assert "value" not in training_view.draw_controls(picked)[0]
     runs.append_metrics(run, {"step": 11, "loss": 1.2, "learning_rate": 5e-5})
-    again = training_view.poll(run.name, plots, controls, samples)
+    again = training_view.poll(None, plots, controls, samples)
     assert again[0] != gr.skip() and again[1] == again[2] == gr.skip()
     assert len(training_view.draw_plots(again[0][0])[1]) == 3
 
@@ -551,7 +555,7 @@ def test_live_redraws_a_running_runs_plots_at_most_every_plot_seconds(monkeypatc
     clock = [1_000_000.0]
     monkeypatch.setattr("time.time", lambda: clock[0])
     run = make_run(name="live-20250101-120000", state="running", step=5, max_steps=20)
-    known = training_view.live(None, None)["known"]
+    known = training_view.live(run.name, None)["known"]  # the page shows the run
     assert known["rare"]["plots"][:2] == [run.name, 2] and known["rare"]["plots"][-1] == clock[0]
     runs.append_metrics(run, {"step": 15, "loss": 1.2, "learning_rate": 5e-5})
     runs.write_status(run, step=15)

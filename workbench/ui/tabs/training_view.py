@@ -229,7 +229,8 @@ def read_parts(selected) -> dict:
     all_runs = runs.list_runs()
     names = [r["name"] for r in all_runs]
     active = next((r["name"] for r in all_runs if r["state"] == "running"), None)
-    if selected not in names:
+    moved = selected not in names  # the picker must show another run (or none)
+    if moved:
         selected = active or (names[0] if names else None)
     info = next((r for r in all_runs if r["name"] == selected), None)
     if info is None:
@@ -249,7 +250,7 @@ def read_parts(selected) -> dict:
             "guide": guide.guide_inner(all_runs),  # its step 2 follows a run's step count
             "controls": (selected, tuple(names), active, state,
                          state == "completed" and bool(info and info.get("has_adapter")),
-                         info is not None)}
+                         info is not None, moved)}
 
 
 def live_inner(parts: dict) -> dict[str, str]:
@@ -266,9 +267,14 @@ def draw_plots(selected) -> list:
 
 
 def draw_controls(key) -> list:
-    """The run picker, Start, Stop, Resume, the note on why, Compare in Chat, Load settings."""
-    selected, names, active, state, finished, has_info = key
-    return [gr.update(choices=list(names), value=selected),
+    """The run picker, Start, Stop, Resume, the note on why, Compare in Chat, Load settings.
+    The picker's value is set only when the run it held is gone (or it held none): a key
+    read while the user picked a run, or while Start selected the new one, names the run
+    picked before, and must not pick it again."""
+    selected, names, active, state, finished, has_info, moved = key
+    picker = gr.update(choices=list(names), value=selected) if moved else \
+        gr.update(choices=list(names))
+    return [picker,
             gr.update(interactive=active is None),
             # Stop stops the run it names: only the selected run, only while it runs
             gr.update(interactive=active is not None and selected == active),
