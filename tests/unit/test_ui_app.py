@@ -79,21 +79,31 @@ def test_columns_are_mapped_one_way(demo):
 
 def test_training_tab_polls_outside_gradio_events(demo):
     # issue 9: a gr.Timer tick is a Gradio event, which costs the page's script time for
-    # every component even when nothing changed; the page asks a queue-less endpoint and
-    # clicks a hidden button only when the run folders changed
+    # every component even when nothing changed; the page asks a queue-less endpoint,
+    # writes the every-step parts itself and clicks a hidden button only when the charts,
+    # the buttons or the sample table changed
     from workbench.ui.tabs import training
     assert not _blocks(demo, gr.Timer)
     refresh = [b for b in _blocks(demo, gr.Button) if b.elem_id == "train-refresh"]
     assert len(refresh) == 1 and refresh[0].visible == "hidden"
     config = demo.get_config_file()
-    api = [d for d in config["dependencies"] if d.get("api_name") == training.FOLDER_KEY_API]
+    api = [d for d in config["dependencies"] if d.get("api_name") == training.LIVE_API]
     assert len(api) == 1 and api[0]["queue"] is False
     clicks = [d for d in config["dependencies"]
               if [refresh[0]._id, "click"] in [list(x) for x in d["targets"]]]
     assert len(clicks) == 1  # the one redraw event
     script = training.POLL_SCRIPT
-    assert f"gradio_api/run/{training.FOLDER_KEY_API}" in script and "train-refresh" in script
+    assert f"gradio_api/run/{training.LIVE_API}" in script and "train-refresh" in script
     assert "const EVERY_MS = 4000, MIN_REDRAW_MS = 8000;" in script
+    # every part `live` returns has a box to be written into once the page has loaded
+    from workbench.ui.tabs import training_view
+    loaded = training_view.view(None, None)  # the page-load event's outputs
+    boxes = dict(zip(("progress", "log", "list", "guide"),
+                     (loaded[0], loaded[3], loaded[4], loaded[12])))
+    assert set(boxes) == set(training_view.LIVE_PARTS)
+    for part, value in boxes.items():
+        assert f"class='wb-live' data-wb-part='{part}'" in value, part
+    assert ".wb-live[data-wb-part=" in script
 
 
 def test_start_up_imports_no_heavy_library():

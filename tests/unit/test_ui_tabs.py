@@ -420,7 +420,7 @@ def test_save_captures_every_tab_and_refuses_builtin_names():
 
 def test_the_log_reads_as_plain_lines():
     # issue 14: the page showed the trainer's raw output, library warnings included
-    from workbench.ui.tabs.training_view import readable_log
+    from workbench.ui.tabs.training_log import readable_log
     raw = "\n".join([
         "data: alpaca format, 72 rows (0 dropped), 65 train / 7 eval examples",
         "/x/.venv/lib/python3.11/site-packages/transformers/training_args.py:1541: "
