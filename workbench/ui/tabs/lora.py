@@ -27,14 +27,15 @@ class LoraTab:
 
 
 def build(ctx) -> LoraTab:
+    # every field is registered in ctx (presets, Start); the count needs only four of them
     with gr.Row():
         r = ctx.field("lora.r")
-        alpha = ctx.field("lora.alpha")
-        dropout = ctx.field("lora.dropout")
+        ctx.field("lora.alpha")
+        ctx.field("lora.dropout")
     targets = ctx.field("lora.target_modules")
     with gr.Row():
         bias = ctx.field("lora.bias")
-        rslora = ctx.field("lora.use_rslora")
+        ctx.field("lora.use_rslora")
         dora = ctx.field("lora.use_dora")
     count = gr.Markdown(m("lora.pending"), elem_id="lora-count")
     return LoraTab(targets, count, [r, targets, bias, dora])
