@@ -15,13 +15,15 @@ applies only to the gguf version it was checked against; with another one it doe
 
 from __future__ import annotations
 
+import numpy as np  # only imported where gguf (which needs numpy) is about to read
+
 CHECKED_VERSION = "0.19."
 stock_get = None  # GGUFReader._get as gguf wrote it, once install() replaced it
 
 
 def _get(self, offset, dtype, count=1, override_order=None):
-    """GGUFReader._get over a plain ndarray view of self.data (see the module docstring)."""
-    import numpy as np
+    """GGUFReader._get over a plain ndarray view of self.data (see the module docstring);
+    called once per value read, so nothing is imported here."""
     plain = self.__dict__.get("_wb_plain")
     if plain is None or plain.base is not self.data:
         plain = self._wb_plain = self.data.view(np.ndarray)

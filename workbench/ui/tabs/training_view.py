@@ -4,6 +4,7 @@ Start, Stop and Resume are on or off. Pure functions of what the run folders say
 
 from __future__ import annotations
 
+import hashlib
 import html
 from datetime import datetime
 from pathlib import Path
@@ -108,7 +109,6 @@ def folder_key() -> str:
     """The poll's cheap half (`live` reads nothing else while it is unchanged): a short key
     of the size and mtime of every run's WATCHED files, plus a CLOCK_SECONDS clock while the
     newest run is running (its elapsed and remaining times move on)."""
-    import hashlib
     import os
     import time
 
@@ -132,7 +132,12 @@ def folder_key() -> str:
         Path(newest[1]) / "status.json").get("state") == "running"
     if live:
         files.append(f"clock:{int(time.time() // CLOCK_SECONDS)}")
-    return hashlib.sha1("\n".join(files).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return _digest("\n".join(files))
+
+
+def _digest(text: str) -> str:
+    """16 hex digits that change when `text` does (folder_key, and each part `live` sent)."""
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 # -- the live view, in parts ------------------------------------------------------------------
@@ -250,7 +255,6 @@ def live(selected: str | None = None, known: dict | None = None) -> dict:
     the controls or the sample table changed (the page then clicks #train-refresh)}. While
     a run runs, new chart points wait until PLOT_SECONDS after the last redraw; its end or
     another run's points are at once. With the run folders unchanged it only stats them."""
-    import hashlib
     import json
     import time
 
@@ -268,7 +272,7 @@ def live(selected: str | None = None, known: dict | None = None) -> dict:
         return {"known": {}, "parts": {"progress": _error_box(exc)}, "redraw": False}
     digests, changed = dict(known.get("digests") or {}), {}
     for part, inner in live_inner(parts).items():
-        digest = hashlib.sha1(inner.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        digest = _digest(inner)
         if digests.get(part) != digest:
             changed[part], digests[part] = inner, digest
     # the rare parts' keys, in their JSON form (the page hands them back as JSON)
