@@ -219,9 +219,9 @@ def click_through(app, page):
     page.wait_for_function(
         "/Step [1-9]/.test(document.querySelector('#train-progress').innerText)",
         timeout=600_000)
-    for plot in ("train-plot-loss", "train-plot-learning-rate"):  # lines, not just axes
+    for plot in ("train-plot-loss", "train-plot-learning-rate"):  # points, not just axes
         page.wait_for_function(
-            f"document.querySelectorAll('#{plot} .mark-line path').length > 0",
+            f"document.querySelectorAll('#{plot} .wb-chart-series circle').length > 0",
             timeout=600_000)
     page.wait_for_function(  # a few points, so the screenshot shows curves
         "/Step [2-9]/.test(document.querySelector('#train-progress').innerText)",
@@ -241,8 +241,8 @@ def click_through(app, page):
     assert "completed" in progress, progress
     assert f"Step {TRAIN_STEPS} / {TRAIN_STEPS}" in progress
     page.wait_for_function(  # eval loss at steps 2 and 4: a second line on the loss chart
-        "[...document.querySelectorAll('#train-plot-loss .mark-line path')]"
-        ".filter(p => (p.getAttribute('d') || '').length > 0).length > 1")
+        "[...document.querySelectorAll('#train-plot-loss .wb-chart-series')]"
+        ".filter(g => g.querySelectorAll('circle').length > 1).length > 1")
     shot(page, "4-training-done")
 
     # 4. merge, verified

@@ -80,10 +80,11 @@ def test_columns_are_mapped_one_way(demo):
 def test_training_tab_polls_outside_gradio_events(demo):
     # issue 9: a gr.Timer tick is a Gradio event, which costs the page's script time for
     # every component even when nothing changed; the page asks a queue-less endpoint,
-    # writes the every-step parts itself and clicks a hidden button only when the charts,
-    # the buttons or the sample table changed
+    # writes the parts that changed itself (the charts too: SVG drawn by the server) and
+    # clicks a hidden button only when the buttons or the sample table changed
     from workbench.ui.tabs import training
     assert not _blocks(demo, gr.Timer)
+    assert not [b for b in _blocks(demo, gr.LinePlot) if (b.elem_id or "").startswith("train-")]
     refresh = [b for b in _blocks(demo, gr.Button) if b.elem_id == "train-refresh"]
     assert len(refresh) == 1 and refresh[0].visible == "hidden"
     config = demo.get_config_file()
@@ -98,8 +99,8 @@ def test_training_tab_polls_outside_gradio_events(demo):
     # every part `live` returns has a box to be written into once the page has loaded
     from workbench.ui.tabs import training_view
     loaded = training_view.view(None, None)  # the page-load event's outputs
-    boxes = dict(zip(("progress", "log", "list", "guide"),
-                     (loaded[0], loaded[3], loaded[4], loaded[12])))
+    boxes = dict(zip(("progress", "plots", "log", "list", "guide"),
+                     (loaded[0], loaded[1], loaded[2], loaded[3], loaded[11])))
     assert set(boxes) == set(training_view.LIVE_PARTS)
     for part, value in boxes.items():
         assert f"class='wb-live' data-wb-part='{part}'" in value, part

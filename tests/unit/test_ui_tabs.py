@@ -45,6 +45,24 @@ def rendered(value) -> str:
     return render(value if isinstance(value, str) else str(value))
 
 
+def chart_points(charts: str, chart_id: str) -> dict[str, list[tuple[float, float]]]:
+    """The points of each series of one SVG chart (training_view.charts_html), read back
+    from each dot's tooltip ("name · Step x: y") and checked against the dot's place:
+    a larger y is drawn higher."""
+    import xml.etree.ElementTree as ET
+    box = ET.fromstring(charts).find(f".//div[@id='{chart_id}']")
+    out = {}
+    for group in box.iter("g"):
+        dots = [(float(c.get("cy")), c.find("title").text) for c in group.iter("circle")]
+        name = render(dots[0][1].split(" · ")[0])
+        pts = [(float(tip.rsplit(": ", 1)[0].rsplit(" ", 1)[1]), float(tip.rsplit(": ", 1)[1]))
+               for _, tip in dots]
+        for (cy_a, _), (cy_b, _), a, b in zip(dots, dots[1:], pts, pts[1:]):
+            assert (a[1] - b[1]) * (cy_b - cy_a) >= 0, (a, b)  # SVG's y grows downwards
+        out[name] = pts
+    return out
+
+
 # -- Dataset --------------------------------------------------------------------------
 
 def test_dataset_inspect_shows_format_counts_and_preview():
@@ -209,14 +227,15 @@ def test_view_shows_progress_plots_log_and_runs():
     run = make_run(name="live-20250101-120000", state="running", step=5, max_steps=20,
                    pid=os.getpid())
     out = training.view(None, None)
-    (progress, loss, lr, log, table, run_dd, start, stop, resume, note, to_chat,
+    (progress, charts, log, table, run_dd, start, stop, resume, note, to_chat,
      load_settings, start_here, shown) = out
     text = rendered(progress)
     assert "live-20250101-120000" in text and "Step 5 / 20" in text and "running" in text
     # training and eval loss on one chart, one series each, on the same step axis
-    by_series = {render(k): list(g["value"]) for k, g in loss.groupby("series")}
-    assert by_series == {"Training loss": [2.0, 1.5], "Eval loss": [1.7]}
-    assert len(lr) == 2
+    assert chart_points(charts, "train-plot-loss") == {
+        "Training loss": [(5, 2.0), (10, 1.5)], "Eval loss": [(10, 1.7)]}
+    assert chart_points(charts, "train-plot-learning-rate") == {
+        "Learning rate": [(5, 2e-4), (10, 1e-4)]}
     assert "step 10 done" in log and "\x1b" not in log
     assert "old-20240101-120000" in table and "failed" in rendered(table)
     assert run_dd["value"] == run.name  # attaches to the running job
@@ -227,10 +246,11 @@ def test_view_shows_progress_plots_log_and_runs():
     assert "Step 5 / 20" in rendered(start_here)  # the strip follows the running run
     # the next poll with nothing new skips the plots (no flicker)
     again = training.view(run.name, shown)
-    assert all(isinstance(again[i], type(gr.skip())) for i in (1, 2, 3, 12))
+    assert all(isinstance(again[i], type(gr.skip())) for i in (1, 2, 3, 11))
     # a finished run selected while another trains: Stop is off (it would stop the other)
     out = training.view("old-20240101-120000", None)
-    assert out[7]["interactive"] is False and "train.note.select" in out[9]
+    assert out[6]["interactive"] is False and "train.note.select" in out[8]
+    assert "train.no_points" in out[1]  # no metrics: the charts' empty frames say why
     with pytest.raises(Exception, match="train.note.select"):
         training.stop_run("old-20240101-120000")
 
@@ -238,7 +258,7 @@ def test_view_shows_progress_plots_log_and_runs():
 def test_finished_run_offers_chat_and_its_settings():
     make_run(name="done-20250101-120000")
     out = training.view(None, None)
-    start, stop, note, to_chat, load_settings = out[6], out[7], out[9], out[10], out[11]
+    start, stop, note, to_chat, load_settings = out[5], out[6], out[8], out[9], out[10]
     assert start["interactive"] is True and stop["interactive"] is False
     assert to_chat["visible"] is True and load_settings["visible"] is True
     assert "train.note.finished" in note
@@ -270,7 +290,7 @@ def test_view_survives_a_broken_runs_folder(monkeypatch):
 def test_dead_process_is_shown_as_failed_and_resumable():
     make_run(name="dead-20250101-120000", state="running", pid=2**22 + 12345)
     out = training.view("dead-20250101-120000", None)
-    progress, resume, note = out[0], out[8], out[9]
+    progress, resume, note = out[0], out[7], out[8]
     assert "failed" in rendered(progress) and resume["interactive"] is True
     assert "train.note.resume" in note
 
@@ -492,33 +512,38 @@ def test_folder_key_changes_only_when_a_run_file_changed(monkeypatch):
 
 def test_live_returns_only_the_parts_that_changed():
     """Issue 9: the page's poll asks `live` (a plain request, no Gradio event) and writes
-    the every-step parts it returns (progress, log, runs list, strip) in place; only parts
-    that changed come back, and `redraw` (a Gradio event for the plots, the controls and the
-    sample table) is asked for only when one of those changed."""
+    the parts it returns (progress, charts, log, runs list, strip) in place; only parts
+    that changed come back, and `redraw` (a Gradio event for the controls and the sample
+    table) is asked for only when one of those changed."""
     from workbench.ui.tabs import training_view
     run = make_run(name="done-20250101-120000")
-    first = json.loads(json.dumps(training_view.live(None, None)))  # as the page holds it
+    # as the page holds it: the picker shows the run
+    first = json.loads(json.dumps(training_view.live(run.name, None)))
     parts, known = first["parts"], first["known"]
     assert set(parts) == set(training_view.LIVE_PARTS) and first["redraw"] is True
     assert "done-20250101-120000" in rendered(parts["progress"])
     assert "step 10 done" in parts["log"] and "\x1b" not in parts["log"]
     assert "done-20250101-120000" in parts["list"] and "completed" in rendered(parts["list"])
     assert "guide.title" in parts["guide"]
+    assert chart_points(parts["plots"], "train-plot-loss")["Training loss"] == [(5, 2.0),
+                                                                                (10, 1.5)]
     # nothing new on disk: nothing to write, no event
-    assert training_view.live(None, known) == {"known": known, "parts": {}, "redraw": False}
-    # a new step's metrics: the plots change (the run is not running: at once), the
+    assert training_view.live(run.name, known) == {"known": known, "parts": {},
+                                                   "redraw": False}
+    # a new step's metrics: the charts change (the run is not running: at once), the
     # progress box is as it was (a completed run shows its status.json, not its metrics)
     runs.append_metrics(run, {"step": 11, "loss": 1.2, "learning_rate": 5e-5})
     again = training_view.live(run.name, known)
-    assert again["redraw"] is True and again["known"]["rare"]["plots"][1] == 3
-    assert "progress" not in again["parts"]
+    assert set(again["parts"]) == {"plots"} and again["redraw"] is False
+    assert chart_points(again["parts"]["plots"], "train-plot-learning-rate")[
+        "Learning rate"][-1] == (11, 5e-5)
     known = again["known"]
     # a new run: the list and the strip change, and the controls (its name joins the picker)
     make_run(name="new-20250101-130000", state="stopped")
     third = training_view.live(run.name, known)
     assert {"list"} <= set(third["parts"]) and third["redraw"] is True
+    assert "plots" not in third["parts"]
     assert third["known"]["rare"]["controls"] != known["rare"]["controls"]
-    assert third["known"]["rare"]["plots"] == known["rare"]["plots"]
     # a text that could be markup is shown as text
     (run / "train.log").write_text("<img src=x onerror=alert(1)>\n", "utf-8")
     log = training_view.live(run.name, third["known"])["parts"]["log"]
@@ -526,48 +551,47 @@ def test_live_returns_only_the_parts_that_changed():
 
 
 def test_poll_hands_out_only_the_keys_that_changed():
-    """The Gradio event behind `redraw`: the keys of the plots, the controls and the sample
-    table, each skipped when as shown, so that only a changed key fires its redraw."""
+    """The Gradio event behind `redraw`: the keys of the controls and the sample table,
+    each skipped when as shown, so that only a changed key fires its redraw."""
     from workbench.ui.tabs import training_view
     run = make_run(name="done-20250101-120000")
-    plots, controls, samples = training_view.poll(None, None, None, None)
-    loss, lr = training_view.draw_plots(plots[0])
-    assert len(loss) == 3 and len(lr) == 2  # two losses and an eval loss; two lr points
+    controls, samples = training_view.poll(None, None, None)
     buttons = training_view.draw_controls(controls)
     assert buttons[0]["value"] == run.name and buttons[6]["visible"] is True
     assert samples == [run.name, None, None]  # no samples.jsonl yet
-    assert training_view.poll(None, plots, controls, samples) == [gr.skip()] * 3
+    assert training_view.poll(None, controls, samples) == [gr.skip()] * 2
     # a key read for a run the picker already shows never sets the picker: Start selects
     # the new run while a poll read with the run picked before may still be on its way
-    picked = training_view.poll(run.name, None, None, None)[1]
+    picked = training_view.poll(run.name, None, None)[0]
     assert "value" not in training_view.draw_controls(picked)[0]
-    runs.append_metrics(run, {"step": 11, "loss": 1.2, "learning_rate": 5e-5})
-    again = training_view.poll(None, plots, controls, samples)
-    assert again[0] != gr.skip() and again[1] == again[2] == gr.skip()
-    assert len(training_view.draw_plots(again[0][0])[1]) == 3
+    runs.write_status(run, state="failed")
+    again = training_view.poll(None, controls, samples)
+    assert again[0] != gr.skip() and again[0][3] == "failed" and again[1] == gr.skip()
 
 
-def test_live_redraws_a_running_runs_plots_at_most_every_plot_seconds(monkeypatch):
-    """Issue 9: redrawing the two charts is the costliest part of a redraw in the browser;
-    while the run runs, new points wait until PLOT_SECONDS after the last redraw, while the
-    progress box moves on at once. The run's end shows at once."""
+def test_live_redraws_a_running_runs_charts_at_most_every_plot_seconds(monkeypatch):
+    """Issue 9: while the run runs, new chart points wait until PLOT_SECONDS after the
+    charts were last written, while the progress box moves on at once. The run's end
+    shows at once."""
     from workbench.ui.tabs import training_view
     clock = [1_000_000.0]
     monkeypatch.setattr("time.time", lambda: clock[0])
     run = make_run(name="live-20250101-120000", state="running", step=5, max_steps=20)
-    known = training_view.live(run.name, None)["known"]  # the page shows the run
-    assert known["rare"]["plots"][:2] == [run.name, 2] and known["rare"]["plots"][-1] == clock[0]
+    first = training_view.live(run.name, None)  # the page shows the run
+    assert "plots" in first["parts"] and first["known"]["plots_at"] == clock[0]
     runs.append_metrics(run, {"step": 15, "loss": 1.2, "learning_rate": 5e-5})
     runs.write_status(run, step=15)
     clock[0] += training_view.PLOT_SECONDS - 1
-    soon = training_view.live(run.name, known)
-    assert soon["redraw"] is False and "Step 15 / 20" in rendered(soon["parts"]["progress"])
-    clock[0] += 1
+    soon = training_view.live(run.name, first["known"])
+    assert "plots" not in soon["parts"] and soon["known"]["plots_waiting"] is True
+    assert "Step 15 / 20" in rendered(soon["parts"]["progress"])
+    clock[0] += 1  # nothing new on disk, but the waiting points are due now
     due = training_view.live(run.name, soon["known"])
-    assert due["redraw"] is True and due["known"]["rare"]["plots"][:2] == [run.name, 3]
+    assert set(due["parts"]) == {"plots"} and due["known"]["plots_waiting"] is False
+    assert (15, 1.2) in chart_points(due["parts"]["plots"], "train-plot-loss")["Training loss"]
     runs.append_metrics(run, {"step": 20, "loss": 1.1, "learning_rate": 0.0})
     runs.write_status(run, state="completed", step=20)
     clock[0] += 1  # ended: its last points at once
     end = training_view.live(run.name, due["known"])
-    assert end["redraw"] is True and end["known"]["rare"]["plots"][:2] == [run.name, 4]
-    assert training_view.live(run.name, end["known"])["redraw"] is False  # nothing new
+    assert (20, 1.1) in chart_points(end["parts"]["plots"], "train-plot-loss")["Training loss"]
+    assert training_view.live(run.name, end["known"])["parts"] == {}  # nothing new

@@ -49,6 +49,24 @@ CSS = """
 .wb-runs table {border-collapse: collapse; width: 100%; margin-top: 6px; font-size: 14px}
 .wb-runs th, .wb-runs td {text-align: left; padding: 4px 10px;
   border-bottom: 1px solid var(--border-color-primary)}
+.wb-charts {display: flex; gap: 12px; flex-wrap: wrap}
+.wb-charts > .wb-chart-loss {flex: 3 1 360px; min-width: 0}
+.wb-charts > .wb-chart-lr {flex: 2 1 240px; min-width: 0}
+.wb-chart {padding: 8px 10px; border: 1px solid var(--border-color-primary);
+  border-radius: var(--radius-lg); background: var(--block-background-fill); height: 100%;
+  box-sizing: border-box}
+.wb-chart-head {display: flex; justify-content: space-between; flex-wrap: wrap; gap: 4px 12px;
+  font-size: var(--block-label-text-size); color: var(--block-label-text-color)}
+.wb-chart-key {margin-left: 12px; white-space: nowrap}
+.wb-chart-key i {display: inline-block; width: 10px; height: 10px; border-radius: 2px;
+  margin-right: 5px}
+.wb-chart-svg {display: block; width: 100%; height: auto}
+.wb-chart-svg text {fill: var(--body-text-color); font-size: 12px; font-family: var(--font)}
+.wb-chart-svg .wb-chart-tick, .wb-chart-svg .wb-chart-empty {
+  fill: var(--body-text-color-subdued)}
+.wb-chart-grid {stroke: var(--border-color-primary)}
+.wb-chart-axis {stroke: var(--body-text-color-subdued)}
+.wb-chart-frame {fill: none; stroke: var(--border-color-primary); stroke-dasharray: 4 4}
 #preset-bar, .wb-actions {align-items: flex-end}
 .wb-actions > button, #preset-bar > button {margin-bottom: 4px}
 .wb-inline {width: fit-content; min-width: 200px}

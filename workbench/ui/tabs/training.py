@@ -26,8 +26,8 @@ from workbench.presets import check_name
 from workbench.ui import guide, shared, widgets
 from workbench.ui.i18n import m, t, text
 from workbench.ui.tabs import training_samples
-from workbench.ui.tabs.training_view import (LOSS_COLORS, MIN_REDRAW_SECONDS, POLL_SECONDS,
-                                             draw_controls, draw_plots, live, poll, view)
+from workbench.ui.tabs.training_view import (MIN_REDRAW_SECONDS, POLL_SECONDS, draw_controls,
+                                             live, poll, view)
 
 DRY_RUN_STEPS = 5
 LIVE_API = "train_live"
@@ -35,8 +35,8 @@ LIVE_API = "train_live"
 # The Training tab's poll, in the page: every POLL_SECONDS while the tab is on screen (and
 # the browser tab visible) it asks training_view.live, a plain POST to a queue-less
 # endpoint, which is not a Gradio event in the page. It writes the parts that changed (the
-# progress box, the log, the runs list, the strip) into their .wb-live boxes itself, then
-# waits MIN_REDRAW_SECONDS; only when the plots, the controls or the sample table changed
+# progress box, the charts, the log, the runs list, the strip) into their .wb-live boxes
+# itself, then waits MIN_REDRAW_SECONDS; only when the controls or the sample table changed
 # does it click the hidden #train-refresh, whose one event redraws those. Every Gradio
 # event costs the browser work on all the components it knows (updating their loading
 # status), ~0.1-0.2 s of script on a 2-core machine, even when nothing changed.
@@ -99,8 +99,7 @@ class TrainingTab:
     run: gr.Dropdown
     notice: gr.Markdown
     progress: gr.HTML
-    loss_plot: gr.LinePlot  # training and eval loss, one chart, one step axis
-    lr_plot: gr.LinePlot
+    charts: gr.HTML  # the loss chart (training and eval loss) and the learning-rate chart
     log: gr.HTML
     runs_table: gr.HTML
     refresh: gr.Button  # hidden; POLL_SCRIPT clicks it when the run folders changed
@@ -114,7 +113,7 @@ class TrainingTab:
 
     @property
     def view_outputs(self) -> list:
-        return [self.progress, self.loss_plot, self.lr_plot, self.log,
+        return [self.progress, self.charts, self.log,
                 self.runs_table, self.run, self.start, self.stop, self.resume,
                 self.action_note, self.to_chat, self.load_settings, self.start_here,
                 self.shown]
@@ -145,24 +144,9 @@ def build(ctx) -> TrainingTab:
     action_note = gr.Markdown(elem_id="train-action-note")
     dry_result = gr.Markdown(elem_id="train-dry-result")
     progress = gr.HTML(elem_id="train-progress")
-    with gr.Row(equal_height=True):
-        # None (not an empty frame) until there are points. Axis titles and series names
-        # are m() markers: Gradio translates a plot's label, not its axes or legend; the
-        # page script translates the markers in the chart's SVG text
-        plots = {
-            "loss": gr.LinePlot(None, x="step", y="value", color="series",
-                                color_map=LOSS_COLORS, color_title=" ",
-                                # the legend falls below a plot of fixed height (Gradio
-                                # 6.31): the title names the colours
-                                label=t("train.loss_plot_legend"), x_title=m("train.step"),
-                                y_title=m("train.loss_plot"), height=300, scale=3,
-                                elem_id="train-plot-loss"),
-            "learning_rate": gr.LinePlot(None, x="step", y="learning_rate",
-                                         label=t("train.lr_plot"), x_title=m("train.step"),
-                                         y_title=m("train.lr_plot"), y_axis_format=".1e",
-                                         height=300, scale=2,
-                                         elem_id="train-plot-learning-rate")}
-    # the log, the progress box and the runs list are HTML the page's poll rewrites in place
+    # the charts (SVG drawn on the server, training_view.charts_html), the log, the progress
+    # box and the runs list are HTML the page's poll rewrites in place
+    charts = gr.HTML(elem_id="train-charts")
     log = gr.HTML(elem_id="train-log", elem_classes=["wb-log"])
     samples_box, samples_shown = training_samples.build()  # the answers at each eval step
     with gr.Row(elem_classes=["wb-actions"]):
@@ -177,23 +161,22 @@ def build(ctx) -> TrainingTab:
     refresh = gr.Button(visible="hidden", elem_id="train-refresh")
     shown = gr.State(None)
     tab = TrainingTab(settings, run_name, start, stop, resume, run, notice, progress,
-                      plots["loss"], plots["learning_rate"], log,
+                      charts, log,
                       runs_table, refresh, shown, dry, dry_result, action_note, to_chat,
                       load_settings, ctx.start_here)
 
     # polling and picking a run only read the run folders: cheap, no queue limit
     read_kw = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
-    # the page's poll (POLL_SCRIPT) asks `live` and writes what changes at every step
-    # itself; when the plots, the controls or the sample table changed, it clicks `refresh`,
-    # whose one event hands their keys to States whose change events redraw them
+    # the page's poll (POLL_SCRIPT) asks `live` and writes what changed (progress, charts,
+    # log, runs list, strip) itself; when the controls or the sample table changed, it
+    # clicks `refresh`, whose one event hands their keys to States whose change events
+    # redraw them
     gr.api(live, api_name=LIVE_API, queue=False, concurrency_limit=None,
            api_visibility="undocumented")
-    plots_key, controls_key = gr.State(None), gr.State(None)
-    refresh.click(poll, [run, plots_key, controls_key, samples_shown],
-                  [plots_key, controls_key, samples_shown], **read_kw)
-    plots_key.change(lambda key: draw_plots(key[0]), [plots_key],
-                     [plots["loss"], plots["learning_rate"]], **read_kw)
-    controls_key.change(draw_controls, [controls_key], tab.view_outputs[5:12], **read_kw)
+    controls_key = gr.State(None)
+    refresh.click(poll, [run, controls_key, samples_shown], [controls_key, samples_shown],
+                  **read_kw)
+    controls_key.change(draw_controls, [controls_key], tab.view_outputs[4:11], **read_kw)
     training_samples.wire(samples_box, samples_shown, run)
     run.input(view, [run, gr.State(None)], tab.view_outputs, **read_kw)
     widgets.on(stop.click, stop_run, [run], [notice], notice)

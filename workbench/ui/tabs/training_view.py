@@ -1,6 +1,7 @@
 """How the Training tab draws a run's state: the progress box (state, step / total,
-elapsed, ETA, the error of a failed run), the list of runs, and the line that says why
-Start, Stop and Resume are on or off. Pure functions of what the run folders say."""
+elapsed, ETA, the error of a failed run), the loss and learning-rate charts (SVG drawn
+here), the list of runs, and the line that says why Start, Stop and Resume are on or off.
+Pure functions of what the run folders say."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 
-from workbench.ui import shared, widgets
+from workbench.ui import shared, svg_chart, widgets
 from workbench.ui.i18n import m
 from workbench.ui.tabs.training_log import log_html, readable_log
 
@@ -98,11 +98,11 @@ WATCHED = ("status.json", "metrics.jsonl", "train.log", "samples.jsonl")
 CLOCK_SECONDS = 15  # elapsed / remaining times move on at least this often while a run runs
 POLL_SECONDS = 4.0  # the page asks `live` this often while the Training tab shows
 MIN_REDRAW_SECONDS = 8.0  # after a change was written, the page asks again after this long
-# the two charts, while their run runs, at most this often: redrawing them costs the browser
-# ~0.4 s of CPU (bench/README.md, "The app's own cost"); a run's end or another run at once
+# the two charts, while their run runs, at most this often (a run's end or another run at
+# once); they are SVG drawn here, written by the page like the other parts
 PLOT_SECONDS = 30.0
-# what changes at every step; the poll writes these into the page itself (no Gradio event)
-LIVE_PARTS = ("progress", "log", "list", "guide")
+# the parts the poll writes into the page itself (no Gradio event)
+LIVE_PARTS = ("progress", "log", "list", "guide", "plots")
 
 
 def folder_key() -> str:
@@ -142,16 +142,17 @@ def _digest(text: str) -> str:
 
 # -- the live view, in parts ------------------------------------------------------------------
 # What the view shows falls into parts that change at different rates: the progress box, the
-# log, the runs list and the "start here" strip (step counts) at every step; the plots when
+# log, the runs list and the "start here" strip (step counts) at every step; the charts when
 # metrics.jsonl grows (every logging_steps); the run picker and the buttons when a run starts
 # or ends; the sample table at an evaluation. The page's poll (training.POLL_SCRIPT) asks
 # `live` every POLL_SECONDS: a plain request outside Gradio's events, which returns the
-# every-step parts that changed as HTML, and the page writes them in place. Only when the
-# plots, the controls or the sample table changed does the page click #train-refresh, whose
-# one Gradio event (`poll`) hands their keys to States, whose change events redraw them.
-# On a 2-core machine every Gradio event, even one that changes nothing, costs the browser
-# CPU time that the training needs: Gradio's page moves every output through its
-# pending/complete states (bench/README.md, "The app's own cost").
+# LIVE_PARTS that changed as HTML (the charts as SVG), and the page writes them in place.
+# Only when the controls or the sample table changed does the page click #train-refresh,
+# whose one Gradio event (`poll`) hands their keys to States, whose change events redraw
+# them. On a 2-core machine every Gradio event, even one that changes nothing, costs the
+# browser CPU time that the training needs: Gradio's page moves every output through its
+# pending/complete states; and a Vega chart's redraw cost it ~0.4 s of CPU in a burst that
+# stalled both training threads (bench/README.md, "The app's own cost").
 
 LOG_LINES = 20
 
@@ -181,7 +182,7 @@ def read_parts(selected) -> dict:
         progress = progress_html(selected, st, records)
     state = st.get("state")
     return {"progress": progress, "log": (selected, log_text),
-            "plots": (selected, len(records), records[-1] if records else None),
+            "plots": charts_html(records),
             "list": runs_html(all_runs),
             "guide": guide.guide_inner(all_runs),  # its step 2 follows a run's step count
             "controls": (selected, tuple(names), active, state,
@@ -192,14 +193,7 @@ def read_parts(selected) -> dict:
 def live_inner(parts: dict) -> dict[str, str]:
     """The inner HTML of each LIVE_PARTS part (what shared.live_box wraps)."""
     return {"progress": parts["progress"], "log": log_html(parts["log"][1]),
-            "list": parts["list"], "guide": parts["guide"]}
-
-
-def draw_plots(selected) -> list:
-    """The loss and learning-rate charts of a run (None: no chart yet)."""
-    from workbench import runs
-    records = runs.metrics(shared.find_run(selected)) if selected else []
-    return [loss_frame(records), series_frame(records, "learning_rate")]
+            "list": parts["list"], "guide": parts["guide"], "plots": parts["plots"]}
 
 
 def draw_controls(key) -> list:
@@ -221,14 +215,14 @@ def draw_controls(key) -> list:
 
 def view(selected, shown):
     """Everything the tab shows about a run, read from its folder (page load, a run picked):
-    [progress, loss plot, lr plot, log, runs list, the seven controls, the strip, parts].
-    Parts unchanged since `shown` are skipped, so plots do not flicker. A failure shows in
+    [progress, charts, log, runs list, the seven controls, the strip, parts].
+    Parts unchanged since `shown` are skipped, so charts do not flicker. A failure shows in
     the progress box (a toast at every poll would bury the page); the next call tries again."""
     try:
         parts = read_parts(selected)
     except Exception as exc:  # noqa: BLE001 - shown in the page, polling goes on
         widgets.log.error("reading the run folder failed", exc_info=True)
-        return [shared.live_box("progress", _error_box(exc)), *[gr.skip()] * 12, None]
+        return [shared.live_box("progress", _error_box(exc)), *[gr.skip()] * 11, None]
     shown = shown or {}
     boxes = {part: shared.live_box(part, inner) for part, inner in live_inner(parts).items()}
 
@@ -236,7 +230,7 @@ def view(selected, shown):
         return shown.get(part) != parts[part]
     skip = gr.skip()
     return [boxes["progress"] if changed("progress") else skip,
-            *(draw_plots(parts["plots"][0]) if changed("plots") else [skip, skip]),
+            boxes["plots"] if changed("plots") else skip,
             boxes["log"] if changed("log") else skip,
             boxes["list"] if changed("list") else skip,
             *(draw_controls(parts["controls"]) if changed("controls") else [skip] * 7),
@@ -248,12 +242,13 @@ def live(selected: str | None = None, known: dict | None = None) -> dict:
     """The Training tab's poll, one plain request (training.POLL_SCRIPT, every POLL_SECONDS
     while the tab shows). `selected`: the run picker's value. `known`: what the page holds,
     as the last answer's "known" said (None at first): the folder_key it saw, the run, a
-    digest of each live part, and the keys of the plots, the controls and the sample table.
+    digest of each live part, when the charts were last sent, and the keys of the controls
+    and the sample table.
 
     Returns {"known": the new one, "parts": {part: inner HTML} of each LIVE_PARTS part that
-    changed (the page writes them in its shared.live_box), "redraw": true when the plots,
-    the controls or the sample table changed (the page then clicks #train-refresh)}. While
-    a run runs, new chart points wait until PLOT_SECONDS after the last redraw; its end or
+    changed (the page writes them in its shared.live_box), "redraw": true when the controls
+    or the sample table changed (the page then clicks #train-refresh)}. While a run runs,
+    new chart points wait until PLOT_SECONDS after the charts were last sent; its end or
     another run's points are at once. With the run folders unchanged it only stats them."""
     import json
     import time
@@ -270,40 +265,41 @@ def live(selected: str | None = None, known: dict | None = None) -> dict:
     except Exception as exc:  # noqa: BLE001 - shown in the progress box, polling goes on
         widgets.log.error("reading the run folder failed", exc_info=True)
         return {"known": {}, "parts": {"progress": _error_box(exc)}, "redraw": False}
-    digests, changed = dict(known.get("digests") or {}), {}
+    shown_run, now = parts["log"][0], time.time()
+    plots_due = (known.get("plots_run") != shown_run  # another run: at once
+                 or parts["controls"][3] != "running"  # ended (or never ran): at once
+                 or now - float(known.get("plots_at") or 0) >= PLOT_SECONDS)
+    digests, changed, waiting = dict(known.get("digests") or {}), {}, False
     for part, inner in live_inner(parts).items():
         digest = _digest(inner)
-        if digests.get(part) != digest:
-            changed[part], digests[part] = inner, digest
+        if digests.get(part) == digest:
+            continue
+        if part == "plots" and not plots_due:
+            waiting = True  # ask again though nothing changes on disk
+            continue
+        changed[part], digests[part] = inner, digest
+    out = {"key": key, "selected": selected, "digests": digests, "plots_waiting": waiting,
+           "plots_run": known.get("plots_run"), "plots_at": known.get("plots_at")}
+    if "plots" in changed:
+        out["plots_run"], out["plots_at"] = shown_run, now
     # the rare parts' keys, in their JSON form (the page hands them back as JSON)
-    rare = json.loads(json.dumps({"controls": parts["controls"],
-                                  "samples": training_samples.stamp(parts["log"][0])},
-                                 default=str))
-    old = known.get("rare") or {}
-    plots, shown_plots, now = json.loads(json.dumps(parts["plots"], default=str)), \
-        old.get("plots"), time.time()
-    due = (shown_plots is None or shown_plots[0] != plots[0]  # another run: at once
-           or parts["controls"][3] != "running" or now - shown_plots[-1] >= PLOT_SECONDS)
-    new = shown_plots is None or plots != shown_plots[:-1]
-    rare["plots"] = [*plots, now] if new and due else shown_plots
-    return {"known": {"key": key, "selected": selected, "digests": digests, "rare": rare,
-                      "plots_waiting": new and not due},  # ask again though nothing changes
-            "parts": changed, "redraw": rare != old}
+    out["rare"] = json.loads(json.dumps(
+        {"controls": parts["controls"], "samples": training_samples.stamp(shown_run)},
+        default=str))
+    return {"known": out, "parts": changed, "redraw": out["rare"] != known.get("rare")}
 
 
-def poll(selected, plots_old, controls_old, samples_old) -> list:
-    """The Gradio event the page's poll fires when `live` said the plots, the controls or
-    the sample table changed: their keys, each gr.skip() when as shown, so that only a
-    changed key fires its redraw."""
+def poll(selected, controls_old, samples_old) -> list:
+    """The Gradio event the page's poll fires when `live` said the controls or the sample
+    table changed: their keys, each gr.skip() when as shown, so that only a changed key
+    fires its redraw."""
     from workbench.ui.tabs import training_samples
     try:
         parts = read_parts(selected)
     except Exception:  # noqa: BLE001 - `live` shows it in the progress box
         widgets.log.error("reading the run folder failed", exc_info=True)
-        return [gr.skip()] * 3
-    skip = gr.skip()
-    return [skip if parts["plots"] == plots_old else parts["plots"],
-            skip if parts["controls"] == controls_old else parts["controls"],
+        return [gr.skip()] * 2
+    return [gr.skip() if parts["controls"] == controls_old else parts["controls"],
             training_samples.file_stamp(parts["log"][0], samples_old)]
 
 
@@ -312,27 +308,28 @@ def _error_box(exc) -> str:
     return f"<div class='wb-progress wb-error'>⚠ {widgets.error_text(exc)}</div>"
 
 
-LOSS_SERIES = {"loss": m("series.loss"), "eval_loss": m("series.eval_loss")}
-LOSS_COLORS = {LOSS_SERIES["loss"]: "#2563eb", LOSS_SERIES["eval_loss"]: "#f97316"}
+LOSS_SERIES = (("loss", "series.loss", "#2563eb"), ("eval_loss", "series.eval_loss",
+                                                    "#f97316"))
 
 
-def loss_frame(records: list[dict]) -> pd.DataFrame | None:
-    """Training and eval loss as (step, value, series) rows for one chart. Each series has
-    a row from the first frame on (an empty value until its first point): Gradio 6.31
-    never draws a colour series that was not in a plot's first data."""
-    rows = [{"step": r["step"], "value": r[key], "series": name}
-            for key, name in LOSS_SERIES.items() for r in records
-            if isinstance(r.get(key), (int, float)) and "step" in r]
-    if not rows:
-        return None
-    for name in LOSS_SERIES.values():
-        if not any(row["series"] == name for row in rows):
-            rows.append({"step": rows[0]["step"], "value": None, "series": name})
-    return pd.DataFrame(rows)
+def points(records: list[dict], key: str) -> list[tuple[float, float]]:
+    """(step, value) of the metrics records that have a number for `key`, by step."""
+    return sorted((r["step"], r[key]) for r in records
+                  if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)
+                  and isinstance(r.get("step"), (int, float)))
 
 
-def series_frame(records: list[dict], key: str) -> pd.DataFrame | None:
-    """(step, key) rows of the metrics that have `key` (loss, eval_loss, learning_rate)."""
-    rows = [{"step": r["step"], key: r[key]} for r in records
-            if isinstance(r.get(key), (int, float)) and "step" in r]
-    return pd.DataFrame(rows) if rows else None
+def charts_html(records: list[dict]) -> str:
+    """The loss chart (training and eval loss, one step axis) beside the learning-rate
+    chart, as SVG (svg_chart); each with an empty frame until its first point."""
+    loss = [svg_chart.Series(m(label), color, points(records, key))
+            for key, label, color in LOSS_SERIES]
+    lr = [svg_chart.Series(m("train.lr_plot"), "#2563eb", points(records, "learning_rate"))]
+    common = dict(x_title=m("train.step"), empty=m("train.no_points"))
+    return ("<div class='wb-charts'><div id='train-plot-loss' class='wb-chart-loss'>"
+            + svg_chart.line_chart(loss, title=m("train.loss_plot"),
+                                   y_title=m("train.loss_plot"), width=600, **common)
+            + "</div><div id='train-plot-learning-rate' class='wb-chart-lr'>"
+            + svg_chart.line_chart(lr, title=m("train.lr_plot"), y_title=m("train.lr_plot"),
+                                   scientific=True, width=400, **common)
+            + "</div></div>")
