@@ -15,7 +15,8 @@ def test_nice_ticks_are_round_and_cover_the_values():
     assert nice_ticks(1, 50) == [0, 20, 40, 60]
     assert nice_ticks(0, 2e-4) == pytest.approx([0, 5e-5, 1e-4, 1.5e-4, 2e-4])
     assert nice_ticks(3.0, 3.0) == pytest.approx([2.6, 2.8, 3.0, 3.2, 3.4])  # one value
-    assert nice_ticks(0, 0) == pytest.approx([-1.0, -0.5, 0, 0.5, 1.0])
+    assert nice_ticks(0, 0) == pytest.approx([0, 0.5, 1.0])  # a learning rate of 0 at first
+    assert nice_ticks(-2, -2) == pytest.approx([-2.2, -2.1, -2.0, -1.9, -1.8])
     assert nice_ticks(5, 1) == nice_ticks(1, 5)
     with pytest.raises(ValueError, match="finite"):
         nice_ticks(0, float("nan"))

@@ -46,9 +46,11 @@ CSS = """
   overflow-y: auto; margin: 0; padding: 8px 10px; white-space: pre-wrap;
   border: 1px solid var(--border-color-primary); border-radius: var(--radius-lg);
   background: var(--block-background-fill)}
-.wb-runs table {border-collapse: collapse; width: 100%; margin-top: 6px; font-size: 14px}
-.wb-runs th, .wb-runs td {text-align: left; padding: 4px 10px;
+.wb-runs table {border-collapse: collapse; width: 100%; margin-top: 6px; font-size: 14px;
+  border: 0}
+.wb-runs th, .wb-runs td {text-align: left; padding: 4px 10px; border: 0;
   border-bottom: 1px solid var(--border-color-primary)}
+.wb-runs th {font-weight: 600; color: var(--body-text-color-subdued)}
 .wb-charts {display: flex; gap: 12px; flex-wrap: wrap}
 .wb-charts > .wb-chart-loss {flex: 3 1 360px; min-width: 0}
 .wb-charts > .wb-chart-lr {flex: 2 1 240px; min-width: 0}

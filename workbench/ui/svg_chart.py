@@ -31,9 +31,9 @@ def nice_ticks(low: float, high: float, count: int = TICKS) -> list[float]:
         raise ValueError(f"chart bounds must be finite, got {low!r}..{high!r}")
     if high < low:
         low, high = high, low
-    if high == low:  # one value: a band around it
+    if high == low:  # one value: a band around it, not below 0 for a value that is not
         pad = abs(low) * 0.1 or 1.0
-        low, high = low - pad, high + pad
+        low, high = (low - pad if low - pad >= 0 or low < 0 else 0.0), high + pad
     raw = (high - low) / max(1, count - 1)
     power = 10.0 ** math.floor(math.log10(raw))
     step = next(f * power for f in (1, 2, 5, 10) if f * power >= raw * (1 - 1e-9))
