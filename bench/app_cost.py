@@ -3,6 +3,7 @@
 Chromium, with the tab left open on the progress view until it ends.
 
     .venv/bin/python bench/app_cost.py [--steps 16] [--repeats 2] [--warm-app]
+        [--modes headless,app]
 
 Both runs use WORKBENCH_HOME (default ~/.workbench, which must already hold the imported
 embedded model; one warm-up run fills the quantised-weight cache). Settings in both:
@@ -13,6 +14,12 @@ line, step 1, carries the start-up).
 Runs alternate, headless then app, so a change in background load spreads over both.
 While the app run trains, the CPU time of the app server and of every Chromium process is
 summed (psutil) and reported as a share of one core.
+
+--modes picks and orders the runs of each repeat. Besides `headless` and `app`, two that
+take the difference apart: `headless-child-env`, `launch.py train` with the environment
+the app gives its children (runs.jobs.child_env: GOMP_SPINCOUNT=1000), and `app-no-page`,
+the same job started through the app's `start` API (gradio_client) with no browser open,
+so that only the server runs beside it.
 
 Needs the playwright package and /usr/bin/chromium (see tests/browser).
 """
@@ -64,18 +71,55 @@ def newest_run(prefix: str) -> Path:
     return runs[-1]
 
 
-def headless(steps: int, name: str, measure: bool = True) -> dict | None:
+def headless(steps: int, name: str, measure: bool = True, child_env: bool = False
+             ) -> dict | None:
     cmd = [sys.executable, "launch.py", "train", "cpu-demo", "--name", name]
     for k, v in settings(steps).items():
         cmd += ["--set", f"{k}={v}"]
+    env = None
+    if child_env:  # what the app's children get (imported here: the product decides it)
+        sys.path.insert(0, str(ROOT))
+        from workbench.runs.jobs import child_env as app_child_env
+        env = app_child_env()
     started = time.monotonic()
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+                   stderr=subprocess.DEVNULL, env=env)
     if not measure:
         return None
     per_step, n = seconds_per_step(newest_run(name))
-    return {"mode": "headless", "seconds_per_step": round(per_step, 3), "steps_timed": n,
+    return {"mode": "headless-child-env" if child_env else "headless",
+            "seconds_per_step": round(per_step, 3), "steps_timed": n,
             "wall": round(time.monotonic() - started, 1)}
+
+
+def from_api(steps: int, name: str) -> dict:
+    """The job started through the app's `start` API, no page open: the server alone beside
+    it."""
+    from gradio_client import Client
+    server, url = start_app()
+    try:
+        started = time.monotonic()
+        client = Client(url, verbose=False)
+        overrides = [f"{k}={v}" for k, v in settings(steps).items()]
+        answer = client.predict("cpu-demo", name, overrides, api_name="/start")
+        run = home() / "runs" / answer["run"]
+        app_side = [psutil.Process(server.pid)]
+        before, t0 = cpu_seconds(app_side), time.monotonic()
+        while True:
+            state = json.loads((run / "status.json").read_text() or "{}").get("state")
+            if state in ("completed", "failed", "stopped"):
+                break
+            time.sleep(2)
+        server_busy, window = cpu_seconds(app_side) - before, time.monotonic() - t0
+        if state != "completed":
+            raise SystemExit(f"the API's run ended {state}")
+    finally:
+        server.terminate()
+        server.wait(20)
+    per_step, n = seconds_per_step(run)
+    return {"mode": "app-no-page", "seconds_per_step": round(per_step, 3), "steps_timed": n,
+            "wall": round(time.monotonic() - started, 1),
+            "server_core_share": round(server_busy / window, 3)}
 
 
 def free_port() -> int:
@@ -179,33 +223,41 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--warm-app", action="store_true",
                     help="also one unmeasured run from the app before the measured ones")
+    ap.add_argument("--modes", default="headless,app",
+                    help="comma-separated, in the order of each repeat: headless, app, "
+                         "headless-child-env, app-no-page")
+    ap.add_argument("--out", default="app_cost.json", help="file name in bench/results")
     args = ap.parse_args()
+    modes = args.modes.split(",")
+    runners = {"headless": headless, "app": from_app, "app-no-page": from_api,
+               "headless-child-env": lambda steps, name: headless(steps, name, child_env=True)}
+    unknown = sorted(set(modes) - set(runners))
+    if unknown:
+        raise SystemExit(f"--modes: unknown {', '.join(unknown)}; known: {', '.join(runners)}")
     import torch
-    out = ROOT / "bench" / "results" / "app_cost.json"
+    out = ROOT / "bench" / "results" / args.out
     out.parent.mkdir(exist_ok=True)
     results = {"cpu": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
-               "steps": args.steps, "load_before": os.getloadavg()[0], "runs": []}
+               "steps": args.steps, "modes": modes, "load_before": os.getloadavg()[0],
+               "runs": []}
     headless(3, "appcost-warmup", measure=False)  # caches, not measured
     if args.warm_app:  # the app's first start (imports, Chromium) from a cold file cache
         from_app(3, "appcost-warmapp", measure=False)
     for rep in range(args.repeats):
-        for fn, mode in ((headless, "headless"), (from_app, "app")):
-            r = fn(args.steps, f"appcost-{mode}")
+        for mode in modes:
+            r = runners[mode](args.steps, f"appcost-{mode}")
             r["repeat"] = rep
             print(json.dumps(r), flush=True)
             results["runs"].append(r)
             out.write_text(json.dumps(results, indent=1))
     med = {mode: statistics.median(r["seconds_per_step"] for r in results["runs"]
-                                   if r["mode"] == mode) for mode in ("headless", "app")}
-    share = statistics.median(r["app_and_browser_core_share"] for r in results["runs"]
-                              if r["mode"] == "app")
+                                   if r["mode"] == mode) for mode in modes}
     results["median"] = med
     out.write_text(json.dumps(results, indent=1))
+    base = med.get("headless") or next(iter(med.values()))
     print(f"\nCPU {results['cpu']}, {results['cores']} cores; cpu-demo, {args.steps} steps, "
-          f"median of {args.repeats} runs each: headless {med['headless']:.2f} s/step, from "
-          f"the app {med['app']:.2f} s/step: app / headless = "
-          f"{med['app'] / med['headless']:.3f}; app server + Chromium used {share:.1%} of one "
-          f"core while it trained")
+          f"median of {args.repeats} runs each: " + ", ".join(
+              f"{mode} {v:.2f} s/step ({v / base:.3f}x)" for mode, v in med.items()))
 
 
 if __name__ == "__main__":
