@@ -33,6 +33,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -82,14 +83,18 @@ def headless(steps: int, name: str, measure: bool = True, child_env: bool = Fals
         from workbench.runs.jobs import child_env as app_child_env
         env = app_child_env()
     started = time.monotonic()
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    rate = SwitchRate(lambda: proc.pid)
+    rate.start()
+    if proc.wait() != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode})")
     if not measure:
         return None
     per_step, n = seconds_per_step(newest_run(name))
     return {"mode": "headless-child-env" if child_env else "headless",
             "seconds_per_step": round(per_step, 3), "steps_timed": n,
-            "wall": round(time.monotonic() - started, 1)}
+            "wall": round(time.monotonic() - started, 1), **rate.rates()}
 
 
 def from_api(steps: int, name: str) -> dict:
@@ -103,6 +108,8 @@ def from_api(steps: int, name: str) -> dict:
         overrides = [f"{k}={v}" for k, v in settings(steps).items()]
         answer = client.predict("cpu-demo", name, overrides, api_name="/start")
         run = home() / "runs" / answer["run"]
+        rate = SwitchRate(lambda: _status_pid(run))
+        rate.start()
         app_side = [psutil.Process(server.pid)]
         before, t0 = cpu_seconds(app_side), time.monotonic()
         while True:
@@ -119,7 +126,67 @@ def from_api(steps: int, name: str) -> dict:
     per_step, n = seconds_per_step(run)
     return {"mode": "app-no-page", "seconds_per_step": round(per_step, 3), "steps_timed": n,
             "wall": round(time.monotonic() - started, 1),
-            "server_core_share": round(server_busy / window, 3)}
+            "server_core_share": round(server_busy / window, 3), **rate.rates()}
+
+
+def _status_pid(run: Path) -> int | None:
+    try:
+        return json.loads((run / "status.json").read_text()).get("pid")
+    except (OSError, ValueError):
+        return None
+
+
+def switches(pids: list[int]) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches so far of every thread of `pids` (Linux
+    /proc; psutil counts only the main thread). Voluntary: a thread slept (an OpenMP thread
+    at a barrier, once its spin count ran out); involuntary: it was preempted."""
+    vol = invol = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                lines = (task / "status").read_text().splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    vol += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    invol += int(line.split()[1])
+    return vol, invol
+
+
+class SwitchRate(threading.Thread):
+    """Samples switches() of the training process (and of Chromium, when asked) every 2 s
+    while it lives; rates() gives per-second rates between the first and the last sample."""
+
+    def __init__(self, train_pid, browser: bool = False):
+        super().__init__(daemon=True)
+        self.train_pid, self.browser = train_pid, browser
+        self.samples: list[tuple[float, tuple[int, int], tuple[int, int]]] = []
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.wait(2.0):
+            pid = self.train_pid()
+            if not pid or not psutil.pid_exists(pid):
+                continue
+            chrome = [c.pid for c in psutil.process_iter(["name"])
+                      if "chrom" in (c.info["name"] or "").lower()] if self.browser else []
+            train = switches([pid])
+            if train != (0, 0):
+                self.samples.append((time.monotonic(), train, switches(chrome)))
+
+    def rates(self) -> dict:
+        self.done.set()
+        if len(self.samples) < 2:
+            return {}
+        (t0, a0, b0), (t1, a1, b1) = self.samples[0], self.samples[-1]
+        span = t1 - t0
+        out = {"train_sleeps_per_s": round((a1[0] - a0[0]) / span, 1),
+               "train_preempted_per_s": round((a1[1] - a0[1]) / span, 1)}
+        if self.browser:
+            out["browser_switches_per_s"] = round((b1[0] + b1[1] - b0[0] - b0[1]) / span, 1)
+        return out
 
 
 def free_port() -> int:
@@ -192,11 +259,14 @@ def from_app(steps: int, name: str, measure: bool = True) -> dict | None:
             app_side = [psutil.Process(server.pid)]
             browser_side = [c for c in psutil.process_iter(["name"])
                             if "chrom" in (c.info["name"] or "").lower()]
+            rate = SwitchRate(lambda: _status_pid(newest_run(name)), browser=True)
+            rate.start()
             before = cpu_seconds(app_side), cpu_seconds(browser_side)
             t0 = time.monotonic()
             page.wait_for_function(
                 "/completed|failed/.test(document.querySelector('#train-progress').innerText)",
                 timeout=1_800_000, polling=2000)
+            switch_rates = rate.rates()
             server_busy = cpu_seconds(app_side) - before[0]
             browser_busy = cpu_seconds(browser_side) - before[1]
             window = time.monotonic() - t0
@@ -214,7 +284,7 @@ def from_app(steps: int, name: str, measure: bool = True) -> dict | None:
             "wall": round(time.monotonic() - started, 1),
             "app_and_browser_core_share": round((server_busy + browser_busy) / window, 3),
             "server_core_share": round(server_busy / window, 3),
-            "browser_core_share": round(browser_busy / window, 3)}
+            "browser_core_share": round(browser_busy / window, 3), **switch_rates}
 
 
 def main() -> None:

@@ -40,15 +40,41 @@ COUNT_MUTATIONS = """() => { window.__wbMut = {}; if (window.__wbObs) window.__w
                                           characterData: true}); }"""
 
 
+def wakeups(procs: list[psutil.Process]) -> dict[str, int]:
+    """Context switches so far of every thread of `procs`, by thread name (Linux /proc:
+    psutil counts only a process's main thread). A thread that wakes often preempts the
+    training's threads however little CPU it uses."""
+    out: dict[str, int] = {}
+    for p in procs:
+        for task in Path(f"/proc/{p.pid}/task").glob("*"):
+            try:
+                status = (task / "status").read_text()
+                name = (task / "comm").read_text().strip()
+            except OSError:
+                continue
+            n = sum(int(line.split()[1]) for line in status.splitlines()
+                    if line.endswith("ctxt_switches") or "ctxt_switches:" in line)
+            out[name] = out.get(name, 0) + n
+    return out
+
+
 def window(page, server: psutil.Process, seconds: float) -> dict:
     browser = [c for c in psutil.process_iter(["name"])
                if "chrom" in (c.info["name"] or "").lower()]
     page.evaluate(COUNT_MUTATIONS)
     before = cpu_seconds([server]), cpu_seconds(browser)
+    woken = wakeups(browser), wakeups([server])
     time.sleep(seconds)
     counts = page.evaluate("() => window.__wbMut")
+    after = wakeups(browser), wakeups([server])
+    per_s = [{k: round((v - old.get(k, 0)) / seconds, 1) for k, v in new.items()}
+             for old, new in zip(woken, after)]
+    busiest = dict(sorted(per_s[0].items(), key=lambda kv: -kv[1])[:6])
     return {"server_core_share": round((cpu_seconds([server]) - before[0]) / seconds, 3),
             "browser_core_share": round((cpu_seconds(browser) - before[1]) / seconds, 3),
+            "browser_wakeups_per_s": round(sum(per_s[0].values()), 1),
+            "server_wakeups_per_s": round(sum(per_s[1].values()), 1),
+            "browser_threads_waking_most": busiest,
             "mutations": dict(sorted(counts.items(), key=lambda kv: -kv[1])[:8])}
 
 
