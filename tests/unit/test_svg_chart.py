@@ -73,4 +73,5 @@ def test_no_points_draws_an_empty_frame_that_says_so():
                            y_title="Loss", empty="No points yet"))
     assert root.find(".//polyline") is None
     assert "No points yet" in [t.text for t in root.iter("text")]
+    assert root.find("svg").get("viewBox") == f"0 0 {svg_chart.WIDTH} {svg_chart.EMPTY_HEIGHT}"
     assert svg_chart.WIDTH > 0  # the default size the Training tab's charts scale from

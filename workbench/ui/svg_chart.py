@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 WIDTH, HEIGHT = 560, 280
 LEFT, RIGHT, TOP, BOTTOM = 70, 16, 12, 46  # room for tick labels and axis titles
 TICKS = 5  # about this many ticks on each axis
+EMPTY_HEIGHT = 90  # a chart without points: a low frame that says why
 
 
 @dataclass
@@ -57,12 +58,13 @@ def line_chart(series: list[Series], *, title: str, x_title: str, y_title: str,
     esc = html.escape
     drawn = [s for s in series if s.points]
     plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
-    out = [f"<svg class='wb-chart-svg' viewBox='0 0 {width} {height}' "
+    view_h = height if drawn else EMPTY_HEIGHT
+    out = [f"<svg class='wb-chart-svg' viewBox='0 0 {width} {view_h}' "
            f"preserveAspectRatio='xMidYMid meet' role='img'><title>{esc(title)}</title>"]
-    if not drawn:
-        out.append(f"<rect x='{LEFT}' y='{TOP}' width='{plot_w}' height='{plot_h}' "
-                   f"class='wb-chart-frame'/><text x='{LEFT + plot_w / 2}' "
-                   f"y='{TOP + plot_h / 2}' text-anchor='middle' class='wb-chart-empty'>"
+    if not drawn:  # a low frame: no axes to read yet, the page stays short
+        out.append(f"<rect x='8' y='{TOP}' width='{width - 16}' height='{view_h - 2 * TOP}' "
+                   f"class='wb-chart-frame'/><text x='{width / 2}' "
+                   f"y='{view_h / 2 + 4}' text-anchor='middle' class='wb-chart-empty'>"
                    f"{esc(empty)}</text></svg>")
         return _wrap(title, "".join(out), [])
     xs = [x for s in drawn for x, _ in s.points]
