@@ -48,6 +48,7 @@ CSS = """
   background: var(--block-background-fill)}
 .wb-runs table {border-collapse: collapse; width: 100%; margin-top: 6px; font-size: 14px;
   border: 0}
+.wb-runs tr {border: 0}
 .wb-runs th, .wb-runs td {text-align: left; padding: 4px 10px; border: 0;
   border-bottom: 1px solid var(--border-color-primary)}
 .wb-runs th {font-weight: 600; color: var(--body-text-color-subdued)}
