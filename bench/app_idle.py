@@ -40,11 +40,11 @@ COUNT_MUTATIONS = """() => { window.__wbMut = {}; if (window.__wbObs) window.__w
                                           characterData: true}); }"""
 
 
-def wakeups(procs: list[psutil.Process]) -> dict[str, int]:
-    """Context switches so far of every thread of `procs`, by thread name (Linux /proc:
-    psutil counts only a process's main thread). A thread that wakes often preempts the
-    training's threads however little CPU it uses."""
-    out: dict[str, int] = {}
+def wakeups(procs: list[psutil.Process]) -> dict[tuple[int, str], int]:
+    """Context switches so far of every thread of `procs`, by (thread id, thread name)
+    (Linux /proc: psutil counts only a process's main thread). A thread that wakes often
+    preempts the training's threads however little CPU it uses."""
+    out: dict[tuple[int, str], int] = {}
     for p in procs:
         for task in Path(f"/proc/{p.pid}/task").glob("*"):
             try:
@@ -52,10 +52,19 @@ def wakeups(procs: list[psutil.Process]) -> dict[str, int]:
                 name = (task / "comm").read_text().strip()
             except OSError:
                 continue
-            n = sum(int(line.split()[1]) for line in status.splitlines()
-                    if line.endswith("ctxt_switches") or "ctxt_switches:" in line)
-            out[name] = out.get(name, 0) + n
+            out[(int(task.name), name)] = sum(int(line.split()[1])
+                                              for line in status.splitlines()
+                                              if "ctxt_switches:" in line)
     return out
+
+
+def _rates(old: dict, new: dict, seconds: float) -> dict[str, float]:
+    """Switches per second by thread name, of the threads alive at the end (a thread born
+    in the window counts from 0; one that ended is left out)."""
+    out: dict[str, float] = {}
+    for (tid, name), n in new.items():
+        out[name] = out.get(name, 0.0) + (n - old.get((tid, name), 0)) / seconds
+    return {k: round(v, 1) for k, v in out.items()}
 
 
 def window(page, server: psutil.Process, seconds: float) -> dict:
@@ -67,8 +76,7 @@ def window(page, server: psutil.Process, seconds: float) -> dict:
     time.sleep(seconds)
     counts = page.evaluate("() => window.__wbMut")
     after = wakeups(browser), wakeups([server])
-    per_s = [{k: round((v - old.get(k, 0)) / seconds, 1) for k, v in new.items()}
-             for old, new in zip(woken, after)]
+    per_s = [_rates(old, new, seconds) for old, new in zip(woken, after)]
     busiest = dict(sorted(per_s[0].items(), key=lambda kv: -kv[1])[:6])
     return {"server_core_share": round((cpu_seconds([server]) - before[0]) / seconds, 3),
             "browser_core_share": round((cpu_seconds(browser) - before[1]) / seconds, 3),
