@@ -50,11 +50,12 @@ def tick_label(value: float, step: float, scientific: bool) -> str:
 
 
 def line_chart(series: list[Series], *, title: str, x_title: str, y_title: str,
-               empty: str, scientific: bool = False, integer_x: bool = True,
-               width: int = WIDTH, height: int = HEIGHT) -> str:
+               empty: str, scientific: bool = False, width: int = WIDTH,
+               height: int = HEIGHT) -> str:
     """One chart: a title line (and a legend when there is more than one series) above an
     SVG with axes, grid, and a line and dots per series (each dot's tooltip gives its x
-    and y). No points at all: the axes' frame with `empty` in it."""
+    and y). x is a step: its ticks are whole numbers. No points at all: a low dashed
+    frame with `empty` in it."""
     esc = html.escape
     drawn = [s for s in series if s.points]
     plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
@@ -69,11 +70,12 @@ def line_chart(series: list[Series], *, title: str, x_title: str, y_title: str,
         return _wrap(title, "".join(out), [])
     xs = [x for s in drawn for x, _ in s.points]
     ys = [y for s in drawn for _, y in s.points]
-    x_ticks = nice_ticks(min(xs), max(xs))
-    if integer_x:  # steps: no tick between two steps
-        x_ticks = sorted({int(v) for v in x_ticks if float(v).is_integer()}) or x_ticks
-        if len(x_ticks) < 2:
-            x_ticks = [x_ticks[0] - 1, x_ticks[0] + 1] if x_ticks else [0, 1]
+    # steps: no tick between two steps (unless no tick is whole); one tick alone gets the
+    # steps either side
+    ticks = nice_ticks(min(xs), max(xs))
+    x_ticks = sorted({int(v) for v in ticks if float(v).is_integer()}) or ticks
+    if len(x_ticks) < 2:
+        x_ticks = [x_ticks[0] - 1, x_ticks[0] + 1]
     y_ticks = nice_ticks(min(ys), max(ys))
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
 
