@@ -136,23 +136,42 @@ def _status_pid(run: Path) -> int | None:
         return None
 
 
-def switches(pids: list[int]) -> tuple[int, int]:
-    """(voluntary, involuntary) context switches so far of every thread of `pids` (Linux
-    /proc; psutil counts only the main thread). Voluntary: a thread slept (an OpenMP thread
-    at a barrier, once its spin count ran out); involuntary: it was preempted."""
-    vol = invol = 0
+def thread_switches(pids: list[int]) -> dict[tuple[int, str], tuple[int, int]]:
+    """(voluntary, involuntary) context switches so far of every thread of `pids`, by
+    (thread id, thread name) (Linux /proc; psutil counts only a process's main thread).
+    Voluntary: a thread slept (an OpenMP thread at a barrier, once its spin count ran out);
+    involuntary: it was preempted. A thread that wakes often takes a core from a training
+    thread for a moment, however little CPU it uses."""
+    out = {}
     for pid in pids:
         for task in Path(f"/proc/{pid}/task").glob("*"):
             try:
                 lines = (task / "status").read_text().splitlines()
+                name = (task / "comm").read_text().strip()
             except OSError:
                 continue
-            for line in lines:
-                if line.startswith("voluntary_ctxt_switches:"):
-                    vol += int(line.split()[1])
-                elif line.startswith("nonvoluntary_ctxt_switches:"):
-                    invol += int(line.split()[1])
-    return vol, invol
+            count = {line.split(":")[0]: int(line.split()[1]) for line in lines
+                     if "ctxt_switches:" in line}
+            out[(int(task.name), name)] = (count.get("voluntary_ctxt_switches", 0),
+                                           count.get("nonvoluntary_ctxt_switches", 0))
+    return out
+
+
+def switches(pids: list[int]) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches so far of all threads of `pids` together."""
+    counts = thread_switches(pids).values()
+    return sum(v for v, _ in counts), sum(i for _, i in counts)
+
+
+def per_thread_rates(old: dict, new: dict, seconds: float) -> dict[str, float]:
+    """Switches (both kinds) per second between two thread_switches() by thread name, of
+    the threads alive at the end (one born in between counts from 0; one that ended is
+    left out, so the sums never go negative)."""
+    out: dict[str, float] = {}
+    for (tid, name), (vol, invol) in new.items():
+        before = sum(old.get((tid, name), (0, 0)))
+        out[name] = out.get(name, 0.0) + (vol + invol - before) / seconds
+    return {k: round(v, 1) for k, v in out.items()}
 
 
 class SwitchRate(threading.Thread):
@@ -162,7 +181,7 @@ class SwitchRate(threading.Thread):
     def __init__(self, train_pid, browser: bool = False):
         super().__init__(daemon=True)
         self.train_pid, self.browser = train_pid, browser
-        self.samples: list[tuple[float, tuple[int, int], tuple[int, int]]] = []
+        self.samples: list[tuple[float, tuple[int, int], dict]] = []
         self.done = threading.Event()
 
     def run(self):
@@ -174,7 +193,7 @@ class SwitchRate(threading.Thread):
                       if "chrom" in (c.info["name"] or "").lower()] if self.browser else []
             train = switches([pid])
             if train != (0, 0):
-                self.samples.append((time.monotonic(), train, switches(chrome)))
+                self.samples.append((time.monotonic(), train, thread_switches(chrome)))
 
     def rates(self) -> dict:
         self.done.set()
@@ -185,7 +204,8 @@ class SwitchRate(threading.Thread):
         out = {"train_sleeps_per_s": round((a1[0] - a0[0]) / span, 1),
                "train_preempted_per_s": round((a1[1] - a0[1]) / span, 1)}
         if self.browser:
-            out["browser_switches_per_s"] = round((b1[0] + b1[1] - b0[0] - b0[1]) / span, 1)
+            out["browser_switches_per_s"] = round(
+                sum(per_thread_rates(b0, b1, span).values()), 1)
         return out
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import psutil
 
-from app_cost import ROOT, cpu_seconds, open_page, start_app
+from app_cost import ROOT, cpu_seconds, open_page, per_thread_rates, start_app, thread_switches
 
 COUNT_MUTATIONS = """() => { window.__wbMut = {}; if (window.__wbObs) window.__wbObs.disconnect();
   window.__wbObs = new MutationObserver(ms => { for (const m of ms) {
@@ -40,43 +40,17 @@ COUNT_MUTATIONS = """() => { window.__wbMut = {}; if (window.__wbObs) window.__w
                                           characterData: true}); }"""
 
 
-def wakeups(procs: list[psutil.Process]) -> dict[tuple[int, str], int]:
-    """Context switches so far of every thread of `procs`, by (thread id, thread name)
-    (Linux /proc: psutil counts only a process's main thread). A thread that wakes often
-    preempts the training's threads however little CPU it uses."""
-    out: dict[tuple[int, str], int] = {}
-    for p in procs:
-        for task in Path(f"/proc/{p.pid}/task").glob("*"):
-            try:
-                status = (task / "status").read_text()
-                name = (task / "comm").read_text().strip()
-            except OSError:
-                continue
-            out[(int(task.name), name)] = sum(int(line.split()[1])
-                                              for line in status.splitlines()
-                                              if "ctxt_switches:" in line)
-    return out
-
-
-def _rates(old: dict, new: dict, seconds: float) -> dict[str, float]:
-    """Switches per second by thread name, of the threads alive at the end (a thread born
-    in the window counts from 0; one that ended is left out)."""
-    out: dict[str, float] = {}
-    for (tid, name), n in new.items():
-        out[name] = out.get(name, 0.0) + (n - old.get((tid, name), 0)) / seconds
-    return {k: round(v, 1) for k, v in out.items()}
-
-
 def window(page, server: psutil.Process, seconds: float) -> dict:
     browser = [c for c in psutil.process_iter(["name"])
                if "chrom" in (c.info["name"] or "").lower()]
     page.evaluate(COUNT_MUTATIONS)
     before = cpu_seconds([server]), cpu_seconds(browser)
-    woken = wakeups(browser), wakeups([server])
+    pids = [p.pid for p in browser], [server.pid]
+    woken = [thread_switches(p) for p in pids]
     time.sleep(seconds)
     counts = page.evaluate("() => window.__wbMut")
-    after = wakeups(browser), wakeups([server])
-    per_s = [_rates(old, new, seconds) for old, new in zip(woken, after)]
+    after = [thread_switches(p) for p in pids]
+    per_s = [per_thread_rates(old, new, seconds) for old, new in zip(woken, after)]
     busiest = dict(sorted(per_s[0].items(), key=lambda kv: -kv[1])[:6])
     return {"server_core_share": round((cpu_seconds([server]) - before[0]) / seconds, 3),
             "browser_core_share": round((cpu_seconds(browser) - before[1]) / seconds, 3),
