@@ -27,9 +27,10 @@ def test_dryrun_cli_json(tiny_model_dir, tmp_path, capsys):
     preset.write_text(f"model: {{name_or_path: '{tiny_model_dir}'}}\n"
                       "train: {batch_size: 2, max_length: 64, max_steps: 7}\n")
     assert cli.main(["dryrun", str(preset), "--steps", "2", "--json"]) == 0
-    out = capsys.readouterr().out
-    res = json.loads(out[out.index("{\n"):])
+    captured = capsys.readouterr()
+    res = json.loads(captured.out)  # stdout is the JSON alone; the progress went to stderr
     assert res["full_run_steps"] == 7 and res["steps"] == 2
+    assert "training 2 steps to measure" in captured.err, captured.err
     assert cli.main(["dryrun", str(preset), "--steps", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
 

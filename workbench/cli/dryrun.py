@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 
 from workbench.runs.jobs import write_result
 from workbench.train.dryrun import dry_run
@@ -12,7 +14,11 @@ from workbench.units import fmt_bytes
 def cmd_dryrun(args) -> int:
     from workbench import presets
     preset = presets.load(args.preset, args.set)
-    res = dry_run(preset, args.steps, progress=lambda m: print(m, flush=True))
+    # with --json, stdout carries the JSON alone: progress and whatever else prints go to
+    # stderr, so `dryrun --json > result.json` is a JSON file
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    with quiet:
+        res = dry_run(preset, args.steps, progress=lambda m: print(m, flush=True))
     write_result(args.json_out, res)
     if args.json:
         print(json.dumps(res, indent=1))
