@@ -1,5 +1,5 @@
 """An open page that nothing happens on stays cheap: Gradio's endless 60-a-second frame
-loop (workbench/ui/frames.py) runs at 4 a second once it has run 3 s, while a short
+loop (workbench/ui/frames.py) runs at 1 a second once it has run 3 s, while a short
 animation still gets every frame."""
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def test_idle_page_asks_for_few_frames(app_url, page):
     before = page.evaluate("() => window.__nativeFrames")
     page.wait_for_timeout(4000)
     per_second = (page.evaluate("() => window.__nativeFrames") - before) / 4
-    # Gradio 6.31 alone: 60 a second, for as long as the page is open; slowed, 4 a second
-    # per loop (12 were seen on a busy machine, where the page settles later)
-    assert per_second <= 20, per_second
-    # a loop shorter than LOOP_MS is not slowed (4 frames would be the slowed rate)
+    # Gradio 6.31 alone: 60 a second, for as long as the page is open; slowed, one a second
+    # per loop (at 4 a second, 12 were seen on a busy machine, where the page settles later)
+    assert per_second <= 10, per_second
+    # a loop shorter than LOOP_MS is not slowed (1 or 2 frames would be the slowed rate)
     assert page.evaluate(SHORT_LOOP) >= 20

@@ -10,10 +10,12 @@ loses (bench/README.md, "The app's own cost").
 
 FRAME_SCRIPT wraps `requestAnimationFrame`/`cancelAnimationFrame`: a frame
 asked for from inside a frame callback continues that callback's loop; once a loop has run
-for LOOP_MS, its further frames come at most every SLOW_MS (4 a second). Short animations
-(a tab's fade, a plot's transition, a scroll) run at full rate; a counter that runs on
-ticks 4 times a second. Measured (bench/app_idle.py, AVX2): the idle Dataset tab cost
-Chromium 10.3% of a core before, 4.9% at 10 frames a second, 2.8% at 4.
+for LOOP_MS, its further frames come at most every SLOW_MS (once a second). Short
+animations (a tab's fade, a plot's transition, a scroll) run at full rate; a counter that
+runs on ticks once a second. Measured (bench/app_idle.py, AVX2): the idle Dataset tab cost
+Chromium 10.3% of a core before, 4.9% at 10 frames a second, 2.8% at 4; with the Training
+tab following a run (--fake-run), 3.6-3.9% at 4 frames a second and 3.0% at 1 (191-207 and
+103-148 wake-ups a second).
 
 The script has to run before Gradio's modules, which keep their own reference to
 `requestAnimationFrame` when they load; Gradio adds `head=` content only after that. So
@@ -24,7 +26,7 @@ of every HTML page the server sends.
 from __future__ import annotations
 
 LOOP_MS = 3000
-SLOW_MS = 250
+SLOW_MS = 1000
 
 FRAME_SCRIPT = """<script>
 (() => {
