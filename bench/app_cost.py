@@ -2,8 +2,8 @@
 (a) headless, `launch.py train`, and (b) started from the app's Training tab in headless
 Chromium, with the tab left open on the progress view until it ends.
 
-    .venv/bin/python bench/app_cost.py [--steps 16] [--repeats 2] [--warm-app]
-        [--modes headless,app]
+    .venv/bin/python bench/app_cost.py [--steps 31] [--repeats 2] [--warm-app]
+        [--modes headless,app] [--settle 60]
 
 Both runs use WORKBENCH_HOME (default ~/.workbench, which must already hold the imported
 embedded model; one warm-up run fills the quantised-weight cache). Settings in both:
@@ -14,6 +14,12 @@ line, step 1, carries the start-up).
 Runs alternate, headless then app, so a change in background load spreads over both.
 While the app run trains, the CPU time of the app server and of every Chromium process is
 summed (psutil) and reported as a share of one core.
+
+The app run: the page opens, picks cpu-demo, fills the settings on the Training tab, stays
+open --settle seconds (as a user's page has been open a while before Start: Chromium's own
+work in a page's first minute, which about:blank shows too, is not the app's), then Start.
+From Start to the end the bench runs no script in the page and reads nothing from it; it
+follows the run through status.json, as it follows the headless run through its process.
 
 --modes picks and orders the runs of each repeat. Besides `headless` and `app`, two that
 take the difference apart: `headless-child-env`, `launch.py train` with the environment
@@ -112,11 +118,7 @@ def from_api(steps: int, name: str) -> dict:
         rate.start()
         app_side = [psutil.Process(server.pid)]
         before, t0 = cpu_seconds(app_side), time.monotonic()
-        while True:
-            state = json.loads((run / "status.json").read_text() or "{}").get("state")
-            if state in ("completed", "failed", "stopped"):
-                break
-            time.sleep(2)
+        state = wait_for_end(run)
         server_busy, window = cpu_seconds(app_side) - before, time.monotonic() - t0
         if state != "completed":
             raise SystemExit(f"the API's run ended {state}")
@@ -175,38 +177,62 @@ def per_thread_rates(old: dict, new: dict, seconds: float) -> dict[str, float]:
 
 
 class SwitchRate(threading.Thread):
-    """Samples switches() of the training process (and of Chromium, when asked) every 2 s
-    while it lives; rates() gives per-second rates between the first and the last sample."""
+    """Samples switches() of the training process every 2 s while it lives (its last sample
+    must come before it ends); rates() gives per-second rates between its first and last
+    sample. Chromium's threads (browser=True) are counted only twice, when the sampler
+    starts and when rates() is called: walking every Chromium thread in /proc each 2 s cost
+    the machine about as much as the page it measures."""
 
     def __init__(self, train_pid, browser: bool = False):
         super().__init__(daemon=True)
         self.train_pid, self.browser = train_pid, browser
-        self.samples: list[tuple[float, tuple[int, int], dict]] = []
+        self.samples: list[tuple[float, tuple[int, int]]] = []
+        self.browser_first: tuple[float, dict] | None = None
         self.done = threading.Event()
 
     def run(self):
+        if self.browser:
+            self.browser_first = time.monotonic(), thread_switches(chromium_pids())
         while not self.done.wait(2.0):
             pid = self.train_pid()
             if not pid or not psutil.pid_exists(pid):
                 continue
-            chrome = [c.pid for c in psutil.process_iter(["name"])
-                      if "chrom" in (c.info["name"] or "").lower()] if self.browser else []
             train = switches([pid])
             if train != (0, 0):
-                self.samples.append((time.monotonic(), train, thread_switches(chrome)))
+                self.samples.append((time.monotonic(), train))
 
     def rates(self) -> dict:
         self.done.set()
-        if len(self.samples) < 2:
-            return {}
-        (t0, a0, b0), (t1, a1, b1) = self.samples[0], self.samples[-1]
-        span = t1 - t0
-        out = {"train_sleeps_per_s": round((a1[0] - a0[0]) / span, 1),
-               "train_preempted_per_s": round((a1[1] - a0[1]) / span, 1)}
-        if self.browser:
+        out = {}
+        if len(self.samples) >= 2:
+            (t0, a0), (t1, a1) = self.samples[0], self.samples[-1]
+            out = {"train_sleeps_per_s": round((a1[0] - a0[0]) / (t1 - t0), 1),
+                   "train_preempted_per_s": round((a1[1] - a0[1]) / (t1 - t0), 1)}
+        if self.browser_first is not None:
+            t0, b0 = self.browser_first
+            b1 = thread_switches(chromium_pids())
             out["browser_switches_per_s"] = round(
-                sum(per_thread_rates(b0, b1, span).values()), 1)
+                sum(per_thread_rates(b0, b1, time.monotonic() - t0).values()), 1)
         return out
+
+
+def chromium_pids() -> list[int]:
+    return [c.pid for c in psutil.process_iter(["name"])
+            if "chrom" in (c.info["name"] or "").lower()]
+
+
+def run_state(run: Path) -> str | None:
+    try:
+        return json.loads((run / "status.json").read_text() or "{}").get("state")
+    except (OSError, ValueError):
+        return None
+
+
+def wait_for_end(run: Path) -> str:
+    """Wait, reading status.json every 2 s, until the run ended; its final state."""
+    while (state := run_state(run)) not in ("completed", "failed", "stopped"):
+        time.sleep(2)
+    return state
 
 
 def free_port() -> int:
@@ -251,7 +277,7 @@ def open_page(playwright, url: str):
     return page, browser
 
 
-def from_app(steps: int, name: str, measure: bool = True) -> dict | None:
+def from_app(steps: int, name: str, measure: bool = True, settle: float = 0.0) -> dict | None:
     from playwright.sync_api import sync_playwright
     name = f"{name}{int(time.time())}"  # unique: the page must not match an older run
     server, url = start_app()
@@ -266,30 +292,38 @@ def from_app(steps: int, name: str, measure: bool = True) -> dict | None:
                 box.fill(str(value))
                 box.press("Tab")
             page.locator("#train-run-name textarea, #train-run-name input").first.fill(name)
+            time.sleep(settle)  # the page open a while before Start, as a user's would be
             started = time.monotonic()
             page.locator("#train-start").click()
-            try:
-                page.wait_for_function(
-                    f"document.querySelector('#train-progress').innerText.includes('{name}-')",
-                    timeout=120_000, polling=1000)
-            except Exception:
+            # From here the page is left alone: no script run in it, no element read, until
+            # the run ended (a wait_for_function polling the progress box every 2 s forced a
+            # layout each time, which the app itself does not do). The run is followed through
+            # its folder, as the headless run is through its process.
+            run = None
+            for _ in range(120):
+                found = sorted((home() / "runs").glob(f"{name}-*"))
+                if found and _status_pid(found[-1]):
+                    run = found[-1]
+                    break
+                time.sleep(1)
+            if run is None:
                 page.screenshot(path=str(ROOT / "bench" / "results" / "app_cost_failure.png"),
                                 full_page=True)
-                raise
+                raise SystemExit(f"the app started no run {name}-* within 120 s")
             app_side = [psutil.Process(server.pid)]
-            browser_side = [c for c in psutil.process_iter(["name"])
-                            if "chrom" in (c.info["name"] or "").lower()]
-            rate = SwitchRate(lambda: _status_pid(newest_run(name)), browser=True)
+            browser_side = [psutil.Process(pid) for pid in chromium_pids()]
+            rate = SwitchRate(lambda: _status_pid(run), browser=True)
             rate.start()
             before = cpu_seconds(app_side), cpu_seconds(browser_side)
             t0 = time.monotonic()
-            page.wait_for_function(
-                "/completed|failed/.test(document.querySelector('#train-progress').innerText)",
-                timeout=1_800_000, polling=2000)
+            wait_for_end(run)
             switch_rates = rate.rates()
             server_busy = cpu_seconds(app_side) - before[0]
             browser_busy = cpu_seconds(browser_side) - before[1]
             window = time.monotonic() - t0
+            page.wait_for_function(  # the page saw the end too
+                "/completed|failed/.test(document.querySelector('#train-progress').innerText)",
+                timeout=60_000, polling=1000)
             progress = page.locator("#train-progress").inner_text()
             browser.close()
         if "completed" not in progress:
@@ -309,7 +343,7 @@ def from_app(steps: int, name: str, measure: bool = True) -> dict | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=31)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--warm-app", action="store_true",
                     help="also one unmeasured run from the app before the measured ones")
@@ -317,9 +351,13 @@ def main() -> None:
                     help="comma-separated, in the order of each repeat: headless, app, "
                          "headless-child-env, app-no-page")
     ap.add_argument("--out", default="app_cost.json", help="file name in bench/results")
+    ap.add_argument("--settle", type=float, default=60.0,
+                    help="seconds the page stays open on the Training tab before Start "
+                         "(Chromium's own start-up work is over by then)")
     args = ap.parse_args()
     modes = args.modes.split(",")
-    runners = {"headless": headless, "app": from_app, "app-no-page": from_api,
+    runners = {"headless": headless, "app-no-page": from_api,
+               "app": lambda steps, name: from_app(steps, name, settle=args.settle),
                "headless-child-env": lambda steps, name: headless(steps, name, child_env=True)}
     unknown = sorted(set(modes) - set(runners))
     if unknown:
@@ -328,7 +366,8 @@ def main() -> None:
     out = ROOT / "bench" / "results" / args.out
     out.parent.mkdir(exist_ok=True)
     results = {"cpu": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
-               "steps": args.steps, "modes": modes, "load_before": os.getloadavg()[0],
+               "steps": args.steps, "modes": modes, "settle_s": args.settle,
+               "load_before": os.getloadavg()[0],
                "runs": []}
     headless(3, "appcost-warmup", measure=False)  # caches, not measured
     if args.warm_app:  # the app's first start (imports, Chromium) from a cold file cache

@@ -6,8 +6,9 @@ tab (its poll ticking, no run training), and which page elements changed meanwhi
     .venv/bin/python bench/app_idle.py --fake-run [--step-seconds 2] [--seconds 90]
 
 Uses WORKBENCH_HOME as it is (its runs are listed on the Training tab). Each window is
-measured after the tab has settled; the element counts come from a MutationObserver on the
-page (mutations per element id, nearest id up the tree). One line per window; nothing kept.
+measured after the tab has settled, with nothing added to the page; the element counts come
+from a MutationObserver installed after it, over 10 s more (mutations per element id, nearest
+id up the tree). One line per window; nothing kept.
 
 --fake-run: what the live view costs while a run trains, without the training (whose CPU
 use would swamp the figure): in a temporary WORKBENCH_HOME, a run folder written as the
@@ -29,7 +30,8 @@ from pathlib import Path
 
 import psutil
 
-from app_cost import ROOT, cpu_seconds, open_page, per_thread_rates, start_app, thread_switches
+from app_cost import (ROOT, chromium_pids, cpu_seconds, open_page, per_thread_rates, start_app,
+                      thread_switches)
 
 COUNT_MUTATIONS = """() => { window.__wbMut = {}; if (window.__wbObs) window.__wbObs.disconnect();
   window.__wbObs = new MutationObserver(ms => { for (const m of ms) {
@@ -41,23 +43,27 @@ COUNT_MUTATIONS = """() => { window.__wbMut = {}; if (window.__wbObs) window.__w
 
 
 def window(page, server: psutil.Process, seconds: float) -> dict:
-    browser = [c for c in psutil.process_iter(["name"])
-               if "chrom" in (c.info["name"] or "").lower()]
-    page.evaluate(COUNT_MUTATIONS)
+    """The CPU share and wake-ups of the server and of Chromium over `seconds` with nothing
+    added to the page; then, over a further 10 s, which elements changed (the observer is
+    left out of the first window: it runs script on every change it sees)."""
+    browser = [psutil.Process(pid) for pid in chromium_pids()]
     before = cpu_seconds([server]), cpu_seconds(browser)
     pids = [p.pid for p in browser], [server.pid]
     woken = [thread_switches(p) for p in pids]
     time.sleep(seconds)
-    counts = page.evaluate("() => window.__wbMut")
     after = [thread_switches(p) for p in pids]
+    shares = cpu_seconds([server]) - before[0], cpu_seconds(browser) - before[1]
     per_s = [per_thread_rates(old, new, seconds) for old, new in zip(woken, after)]
     busiest = dict(sorted(per_s[0].items(), key=lambda kv: -kv[1])[:6])
-    return {"server_core_share": round((cpu_seconds([server]) - before[0]) / seconds, 3),
-            "browser_core_share": round((cpu_seconds(browser) - before[1]) / seconds, 3),
+    page.evaluate(COUNT_MUTATIONS)
+    time.sleep(10)
+    counts = page.evaluate("() => window.__wbMut")
+    return {"server_core_share": round(shares[0] / seconds, 3),
+            "browser_core_share": round(shares[1] / seconds, 3),
             "browser_wakeups_per_s": round(sum(per_s[0].values()), 1),
             "server_wakeups_per_s": round(sum(per_s[1].values()), 1),
             "browser_threads_waking_most": busiest,
-            "mutations": dict(sorted(counts.items(), key=lambda kv: -kv[1])[:8])}
+            "mutations_in_10_s": dict(sorted(counts.items(), key=lambda kv: -kv[1])[:8])}
 
 
 def fake_run(step_seconds: float, stop: threading.Event) -> threading.Thread:
