@@ -138,7 +138,9 @@ def _walk(url, page):
     # the Training tab (the only tab opened): chart titles and axis titles
     ui.open_tab(page, text("tab.training", "zh"))
     assert_charts(page, "zh")
-    page.locator("#train-plot-loss").scroll_into_view_if_needed()
+    # the charts' box: the poll rewrites what is inside it (#train-plot-loss) at any moment,
+    # and a replaced element cannot be scrolled to
+    page.locator("#train-charts").scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     page.screenshot(path=str(SHOTS / "training-zh.png"))
 
