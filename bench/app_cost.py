@@ -114,7 +114,7 @@ def from_api(steps: int, name: str) -> dict:
         overrides = [f"{k}={v}" for k, v in settings(steps).items()]
         answer = client.predict("cpu-demo", name, overrides, api_name="/start")
         run = home() / "runs" / answer["run"]
-        rate = SwitchRate(lambda: _status_pid(run))
+        rate = SwitchRate(lambda: run_status(run).get("pid"))
         rate.start()
         app_side = [psutil.Process(server.pid)]
         before, t0 = cpu_seconds(app_side), time.monotonic()
@@ -131,11 +131,12 @@ def from_api(steps: int, name: str) -> dict:
             "server_core_share": round(server_busy / window, 3), **rate.rates()}
 
 
-def _status_pid(run: Path) -> int | None:
+def run_status(run: Path) -> dict:
+    """The run's status.json ({} while it is missing or half written)."""
     try:
-        return json.loads((run / "status.json").read_text()).get("pid")
+        return json.loads((run / "status.json").read_text() or "{}")
     except (OSError, ValueError):
-        return None
+        return {}
 
 
 def thread_switches(pids: list[int]) -> dict[tuple[int, str], tuple[int, int]]:
@@ -221,16 +222,9 @@ def chromium_pids() -> list[int]:
             if "chrom" in (c.info["name"] or "").lower()]
 
 
-def run_state(run: Path) -> str | None:
-    try:
-        return json.loads((run / "status.json").read_text() or "{}").get("state")
-    except (OSError, ValueError):
-        return None
-
-
 def wait_for_end(run: Path) -> str:
     """Wait, reading status.json every 2 s, until the run ended; its final state."""
-    while (state := run_state(run)) not in ("completed", "failed", "stopped"):
+    while (state := run_status(run).get("state")) not in ("completed", "failed", "stopped"):
         time.sleep(2)
     return state
 
@@ -302,7 +296,7 @@ def from_app(steps: int, name: str, measure: bool = True, settle: float = 0.0) -
             run = None
             for _ in range(120):
                 found = sorted((home() / "runs").glob(f"{name}-*"))
-                if found and _status_pid(found[-1]):
+                if found and run_status(found[-1]).get("pid"):
                     run = found[-1]
                     break
                 time.sleep(1)
@@ -312,7 +306,7 @@ def from_app(steps: int, name: str, measure: bool = True, settle: float = 0.0) -
                 raise SystemExit(f"the app started no run {name}-* within 120 s")
             app_side = [psutil.Process(server.pid)]
             browser_side = [psutil.Process(pid) for pid in chromium_pids()]
-            rate = SwitchRate(lambda: _status_pid(run), browser=True)
+            rate = SwitchRate(lambda: run_status(run).get("pid"), browser=True)
             rate.start()
             before = cpu_seconds(app_side), cpu_seconds(browser_side)
             t0 = time.monotonic()
