@@ -12,8 +12,9 @@ variants are environment settings of the training process:
 - one: OMP_NUM_THREADS=1 (one thread);
 - passive: OMP_WAIT_POLICY=PASSIVE (threads sleep at a barrier instead of spinning);
 - half: OMP_NUM_THREADS = cores // 2;
-- spin10k, spin1k: GOMP_SPINCOUNT=10000 / 1000 (libgomp's threads spin that many rounds at
-  a barrier, then sleep; its default without a policy is 300000, PASSIVE is 0).
+- spin300k, spin10k, spin1k: GOMP_SPINCOUNT=300000 / 10000 / 1000 (libgomp's threads spin
+  that many rounds at a barrier, then sleep; its default without a policy is 300000,
+  PASSIVE is 0). spin300k is torch's default made explicit.
 
 Runs are interleaved (variant by variant inside each repeat) so that a change in the
 machine's background load spreads over all of them. Prints a markdown table of median
@@ -39,6 +40,7 @@ VARIANTS = {
     "one": {"OMP_NUM_THREADS": "1"},
     "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
     "half": {"OMP_NUM_THREADS": str(max(1, CORES // 2))},
+    "spin300k": {"GOMP_SPINCOUNT": "300000"},
     "spin10k": {"GOMP_SPINCOUNT": "10000"},
     "spin1k": {"GOMP_SPINCOUNT": "1000"},
 }
