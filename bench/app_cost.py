@@ -23,7 +23,9 @@ follows the run through status.json, as it follows the headless run through its 
 
 --modes picks and orders the runs of each repeat. Besides `headless` and `app`, two that
 take the difference apart: `headless-child-env`, `launch.py train` with the environment
-the app gives its children (runs.jobs.child_env: GOMP_SPINCOUNT=1000), and `app-no-page`,
+the app gives its children (runs.jobs.child_env; until 2026-12-02 it set
+GOMP_SPINCOUNT=1000, now every child chooses its threads itself, runs.threads, as a
+headless run does), and `app-no-page`,
 the same job started through the app's `start` API (gradio_client) with no browser open,
 so that only the server runs beside it.
 
@@ -61,14 +63,20 @@ def home() -> Path:
     return Path(os.environ.get("WORKBENCH_HOME") or "~/.workbench").expanduser()
 
 
-def seconds_per_step(run: Path) -> tuple[float, int]:
+def timing(run: Path) -> dict:
+    """A finished run's s/step, the steps it was timed over, and the spin count its
+    threads chose (status.json's `threads`: runs.threads; "default" when none was set)."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
             if line.strip()]
     times = {r["step"]: r["elapsed_s"] for r in rows if "loss" in r and "elapsed_s" in r}
     steps = sorted(times)[1:]  # from the first logged step on: start-up left out
     if len(steps) < 2:
         raise SystemExit(f"{run}: too few logged steps to time ({sorted(times)}); more --steps")
-    return (times[steps[-1]] - times[steps[0]]) / (steps[-1] - steps[0]), steps[-1] - steps[0]
+    per_step = (times[steps[-1]] - times[steps[0]]) / (steps[-1] - steps[0])
+    chosen = run_status(run).get("threads") or {}
+    return {"seconds_per_step": round(per_step, 3), "steps_timed": steps[-1] - steps[0],
+            "spin_count": chosen.get("spin_count") or "default",
+            "busy_cores_at_start": chosen.get("busy_cores")}
 
 
 def newest_run(prefix: str) -> Path:
@@ -97,10 +105,8 @@ def headless(steps: int, name: str, measure: bool = True, child_env: bool = Fals
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode})")
     if not measure:
         return None
-    per_step, n = seconds_per_step(newest_run(name))
     return {"mode": "headless-child-env" if child_env else "headless",
-            "seconds_per_step": round(per_step, 3), "steps_timed": n,
-            "wall": round(time.monotonic() - started, 1), **rate.rates()}
+            **timing(newest_run(name)), "wall": round(time.monotonic() - started, 1), **rate.rates()}
 
 
 def from_api(steps: int, name: str) -> dict:
@@ -125,9 +131,7 @@ def from_api(steps: int, name: str) -> dict:
     finally:
         server.terminate()
         server.wait(20)
-    per_step, n = seconds_per_step(run)
-    return {"mode": "app-no-page", "seconds_per_step": round(per_step, 3), "steps_timed": n,
-            "wall": round(time.monotonic() - started, 1),
+    return {"mode": "app-no-page", **timing(run), "wall": round(time.monotonic() - started, 1),
             "server_core_share": round(server_busy / window, 3), **rate.rates()}
 
 
@@ -327,9 +331,7 @@ def from_app(steps: int, name: str, measure: bool = True, settle: float = 0.0) -
         server.wait(20)
     if not measure:
         return None
-    per_step, n = seconds_per_step(newest_run(name))
-    return {"mode": "app", "seconds_per_step": round(per_step, 3), "steps_timed": n,
-            "wall": round(time.monotonic() - started, 1),
+    return {"mode": "app", **timing(newest_run(name)), "wall": round(time.monotonic() - started, 1),
             "app_and_browser_core_share": round((server_busy + browser_busy) / window, 3),
             "server_core_share": round(server_busy / window, 3),
             "browser_core_share": round(browser_busy / window, 3), **switch_rates}

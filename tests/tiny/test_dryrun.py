@@ -31,6 +31,8 @@ def test_dryrun_cli_json(tiny_model_dir, tmp_path, capsys):
     res = json.loads(captured.out)  # stdout is the JSON alone; the progress went to stderr
     assert res["full_run_steps"] == 7 and res["steps"] == 2
     assert "training 2 steps to measure" in captured.err, captured.err
+    # how the threads wait is chosen before torch loads; in this process it already had
+    assert "already loaded" in res["threads"]["reason"]
     assert cli.main(["dryrun", str(preset), "--steps", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
 

@@ -234,15 +234,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_key(args) -> tuple:
+    """(command, subcommand or None), as runs.lock.HEAVY_COMMANDS names them."""
+    command = getattr(args, "command", None)
+    return command, getattr(args, "quant_command", None) if command == "quant" else None
+
+
 @contextlib.contextmanager
 def _heavy_lock(args):
     """A heavy command (runs.lock.HEAVY_COMMANDS) holds the heavy lock while it runs, so it
     never runs beside another one, whoever started that; a second one gets one `error:`
     line (runs.lock.Busy). Once it holds the lock, what killed writers left is cleaned."""
-    command = getattr(args, "command", None)
-    sub = getattr(args, "quant_command", None) if command == "quant" else None
     from workbench.runs.lock import HEAVY_COMMANDS
-    kind = HEAVY_COMMANDS.get((command, sub))
+    kind = HEAVY_COMMANDS.get(_command_key(args))
     if kind is None:
         yield
         return
@@ -253,6 +257,16 @@ def _heavy_lock(args):
     with lock.held(kind, lock.subject_name(subject)):
         runs.clean_stale_temps()
         yield
+
+
+def _choose_threads(args) -> None:
+    """A command that runs a model chooses how its threads wait (runs.threads), before
+    anything imports torch."""
+    from workbench.runs.lock import HEAVY_COMMANDS
+    key = _command_key(args)
+    if key in HEAVY_COMMANDS or key == ("chat", None):
+        from workbench.runs import threads
+        threads.apply()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    _choose_threads(args)
     try:
         with _heavy_lock(args):
             return int(args.func(args) or 0)

@@ -28,6 +28,7 @@ def cmd_dryrun(args) -> int:
            f"{res['peak_flops'] / 1e9:,.1f} GFLOP/s)" if res.get("mfu") else "?")
     print(f"\ndry run of {args.preset} on {res['device']} ({res['steps']} steps):\n"
           f"  compute dtype      {res['dtype_reason']} [{res['cpu_capability']}]\n"
+          f"  threads            {(res.get('threads') or {}).get('reason', '?')}\n"
           f"  checkpointing      {'on' if res['gradient_checkpointing'] else 'off'}"
           f"{' (auto)' if res['gradient_checkpointing_requested'] == 'auto' else ''}\n"
           f"  seconds per step   {res['seconds_per_step']}\n"

@@ -146,23 +146,12 @@ _jobs: list[Job] = []  # reaped in reap() so finished children never linger as z
 _jobs_lock = threading.Lock()  # the page's handlers run in several threads
 
 
-SPIN_COUNT = "1000"  # libgomp's spin rounds at a barrier before a thread sleeps
-
-
 def child_env(**extra: str) -> dict:
-    """The environment of a `launch.py` child: this WORKBENCH_HOME, unbuffered output, and
-    OpenMP threads that spin only briefly at a barrier before they sleep
-    (GOMP_SPINCOUNT=1000, unless the user set it or OMP_WAIT_POLICY): a child always shares
-    the CPU with the app and its browser. On a 2-core AVX2 machine (cpu-demo dry run; bench/
-    README.md, "Threads under load"): with two busy processes beside it a step took 3.6 s
-    against 4.4 s with OMP_WAIT_POLICY=PASSIVE and 8.5 s with 10,000 rounds (torch's default,
-    300,000 rounds: 19.9 s in an earlier run); idle, 1.7 s against 2.2 s passive and 1.9 s
-    default."""
-    env = dict(os.environ, WORKBENCH_HOME=str(paths.home()), PYTHONUNBUFFERED="1",
-               GRADIO_ANALYTICS_ENABLED="False", **extra)
-    if "OMP_WAIT_POLICY" not in env:
-        env.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
-    return env
+    """The environment of a `launch.py` child: this WORKBENCH_HOME and unbuffered output.
+    How its threads wait at a barrier the child decides itself when it starts, from how
+    busy the machine is then (runs.threads), as a command started in a terminal does."""
+    return dict(os.environ, WORKBENCH_HOME=str(paths.home()), PYTHONUNBUFFERED="1",
+                GRADIO_ANALYTICS_ENABLED="False", **extra)
 
 
 def command(argv: list[str]) -> list[str]:

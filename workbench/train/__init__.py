@@ -339,8 +339,8 @@ def build_trainer(preset: Preset, run: Path, started: float, log):
     import torch
     from trl import SFTTrainer
 
-    from workbench import models
-    from workbench import hardware
+    from workbench import hardware, models
+    from workbench.runs import threads
     cuda = torch.cuda.is_available()
     hardware.measure_if_unknown()  # so the dtype line can say how much slower bf16 is
     choice = hardware.resolve_compute_dtype(preset.quantization.compute_dtype)
@@ -348,7 +348,7 @@ def build_trainer(preset: Preset, run: Path, started: float, log):
     if choice.warning:
         log(f"warning: {choice.warning}")
     if is_main_process():
-        runs.write_status(run, compute_dtype=choice.to_dict())
+        runs.write_status(run, compute_dtype=choice.to_dict(), threads=threads.report(log))
     optim, note = effective_optimizer(preset.train.optimizer, cuda)
     if note:
         log(note)

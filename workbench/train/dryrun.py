@@ -125,6 +125,7 @@ def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
         peak = peak_rss_bytes() - baseline
         peak_kind = "peak RSS growth over the process baseline"
     from workbench import hardware
+    from workbench.runs import threads
     choice = hardware.resolve_compute_dtype(preset.quantization.compute_dtype)
     tps = tok_per_step / per_step if tok_per_step else None
     peak_flops = hardware.matmul_peak_flops(choice.dtype) if not cuda else None
@@ -133,6 +134,7 @@ def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
         "compute_dtype": choice.dtype, "compute_dtype_requested": choice.requested,
         "dtype_reason": choice.reason, "dtype_warning": choice.warning,
         "cpu_capability": hardware.cpu_info().label, "bf16_slowdown": choice.bf16_slowdown,
+        "threads": threads.decided().to_dict() if threads.decided() else None,
         "flops_per_token": int(flops_per_token),
         "achieved_flops": round(achieved) if achieved else None,
         "peak_flops": round(peak_flops) if peak_flops else None,
