@@ -38,11 +38,35 @@ def test_one_core_or_an_unknown_load_leaves_torch_alone():
 def test_busy_cores_counts_ticks_between_two_reads(monkeypatch):
     # (busy, total) ticks of all cores: 90 of 100 ticks busy on 2 cores = 1.8 cores
     reads = iter([(1000, 5000), (1090, 5100)])
+    procs = iter([{7: ("busy", 100)}, {7: ("busy", 145)}])
     monkeypatch.setattr(threads, "read_cpu_times", lambda: next(reads))
+    monkeypatch.setattr(threads, "process_ticks", lambda: next(procs))
     monkeypatch.setattr(threads.time, "sleep", lambda s: None)
-    assert threads.busy_cores(cores=2) == 1.8
-    monkeypatch.setattr(threads, "read_cpu_times", lambda: None)
-    assert threads.busy_cores(cores=2) is None
+    monkeypatch.setattr(threads.os, "sysconf", lambda name: 100)
+    busy, who = threads.busy_cores(seconds=0.5, cores=2)
+    assert busy == 1.8 and who == [("busy", 0.9)]
+    monkeypatch.setattr(threads, "read_cpu_times", lambda: None)  # no /proc/stat
+    monkeypatch.setattr(threads, "process_ticks", lambda: {})
+    assert threads.busy_cores(cores=2) == (None, [])
+
+
+def test_busiest_sums_by_name_and_skips_idle_and_new_processes(monkeypatch):
+    monkeypatch.setattr(threads.os, "sysconf", lambda name: 100)
+    before = {1: ("chromium", 10), 2: ("chromium", 20), 3: ("python", 0), 4: ("idle", 5)}
+    after = {1: ("chromium", 40), 2: ("chromium", 30), 3: ("python", 100), 4: ("idle", 6),
+             5: ("new", 1000)}
+    # 1 s: chromium 30+10 ticks = 0.4 core; python 1.0; idle 0.01 (below 0.05, left out);
+    # pid 5 started inside the window, so its ticks are not all from it
+    assert threads.busiest(before, after, 1.0) == [("python", 1.0), ("chromium", 0.4)]
+
+
+def test_process_ticks_reads_names_with_spaces_and_parentheses(tmp_path):
+    (tmp_path / "42").mkdir()
+    fields = " ".join(["S"] + ["0"] * 10 + ["150", "30"] + ["0"] * 30)
+    (tmp_path / "42" / "stat").write_text(f"42 (Web Content (x)) {fields}\n")
+    (tmp_path / "self").mkdir()  # not a pid
+    (tmp_path / "43").mkdir()    # a process gone before we read it: skipped
+    assert threads.process_ticks(str(tmp_path)) == {42: ("Web Content (x)", 180)}
 
 
 def test_read_cpu_times_parses_proc_stat(tmp_path):
@@ -58,15 +82,16 @@ def test_read_cpu_times_parses_proc_stat(tmp_path):
 def test_apply_sets_the_variable_before_torch_loads(monkeypatch):
     monkeypatch.setattr(threads, "_decided", None)  # restored: other tests see no choice
     monkeypatch.delitem(sys.modules, "torch", raising=False)
-    monkeypatch.setattr(threads, "busy_cores", lambda cores: 2.0)
+    monkeypatch.setattr(threads, "busy_cores", lambda cores: (2.0, [("python", 1.9)]))
     monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
     env: dict = {}
     choice = threads.apply(env)
     assert env == {"GOMP_SPINCOUNT": "1000"} and threads.decided() is choice
     lines: list = []
     assert threads.report(lines.append)["spin_count"] == "1000"
-    assert lines and lines[0].startswith("threads: other processes kept 2.0 of 2 cores")
-    monkeypatch.setattr(threads, "busy_cores", lambda cores: 0.0)
+    assert lines and lines[0].startswith(
+        "threads: other processes kept 2.0 of 2 cores busy (python 1.9): threads sleep")
+    monkeypatch.setattr(threads, "busy_cores", lambda cores: (0.0, []))
     env = {}
     assert threads.apply(env).spin_count is None and env == {}
 

@@ -550,10 +550,14 @@ def test_live_returns_only_the_parts_that_changed():
     assert "<img" not in log and "&lt;img" in log
 
 
-def test_poll_hands_out_only_the_keys_that_changed():
+def test_poll_hands_out_only_the_keys_that_changed(monkeypatch):
     """The Gradio event behind `redraw`: the keys of the controls and the sample table,
-    each skipped when as shown, so that only a changed key fires its redraw."""
+    each skipped when as shown, so that only a changed key fires its redraw. It builds
+    none of the view's HTML (the charts, the log), which `live` sends."""
     from workbench.ui.tabs import training_view
+    for built in ("charts_html", "progress_html", "runs_html", "readable_log"):
+        monkeypatch.setattr(training_view, built,
+                            lambda *a, built=built, **k: pytest.fail(f"poll built {built}"))
     run = make_run(name="done-20250101-120000")
     controls, samples = training_view.poll(None, None, None)
     buttons = training_view.draw_controls(controls)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 SHARED_SPIN_COUNT = "1000"  # rounds; bench/README.md "Spin briefly, then sleep"
 BUSY_CORES = 0.5            # cores kept busy by other processes that count as a busy machine
@@ -40,6 +40,7 @@ class Choice:
     busy_cores: float | None    # cores other processes kept busy while we looked
     cores: int
     reason: str
+    busiest: list = field(default_factory=list)  # [(process name, cores)], busiest first
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,22 +61,57 @@ def read_cpu_times(path: str = "/proc/stat") -> tuple[int, int] | None:
     return sum(ticks) - idle, sum(ticks)
 
 
-def busy_cores(seconds: float = SAMPLE_S, cores: int | None = None) -> float | None:
+def process_ticks(proc: str = "/proc") -> dict[int, tuple[str, int]]:
+    """pid -> (name, user + system clock ticks so far) of every process we may read."""
+    out = {}
+    for entry in os.scandir(proc):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"{entry.path}/stat", encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            continue  # gone, or not ours to read
+        name = text[text.find("(") + 1:text.rfind(")")]
+        rest = text[text.rfind(")") + 2:].split()
+        if len(rest) > 12:
+            out[int(entry.name)] = (name, int(rest[11]) + int(rest[12]))  # utime, stime
+    return out
+
+
+def busiest(before: dict, after: dict, seconds: float, top: int = 3) -> list[tuple[str, float]]:
+    """The processes that used the most CPU between two `process_ticks`, as (name, cores),
+    summed by name (a browser's many processes count as one)."""
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    used: dict[str, float] = {}
+    for pid, (name, ticks) in after.items():
+        if pid in before and before[pid][0] == name:
+            used[name] = used.get(name, 0.0) + (ticks - before[pid][1]) / hz / seconds
+    ranked = sorted(((n, round(c, 2)) for n, c in used.items() if c >= 0.05),
+                    key=lambda nc: -nc[1])
+    return ranked[:top]
+
+
+def busy_cores(seconds: float = SAMPLE_S, cores: int | None = None
+               ) -> tuple[float | None, list[tuple[str, float]]]:
     """How many cores the machine's other processes kept busy over `seconds` (this process
-    sleeps meanwhile, so it is not counted)."""
+    sleeps meanwhile, so it is not counted), and the busiest of them by name."""
     cores = cores or os.cpu_count() or 1
-    first = read_cpu_times()
+    first, procs = read_cpu_times(), process_ticks()
     if first is None:
-        return None
+        return None, []
     time.sleep(seconds)
     second = read_cpu_times()
     if second is None or second[1] <= first[1]:
-        return None
-    return round(cores * (second[0] - first[0]) / (second[1] - first[1]), 2)
+        return None, []
+    total = round(cores * (second[0] - first[0]) / (second[1] - first[1]), 2)
+    return total, busiest(procs, process_ticks(), seconds)
 
 
-def choose(environ, busy: float | None, cores: int) -> Choice:
-    """The decision (module doc) for an environment and a measured load; sets nothing."""
+def choose(environ, busy: float | None, cores: int,
+           who: list[tuple[str, float]] | None = None) -> Choice:
+    """The decision (module doc) for an environment and a measured load (`who`: the
+    busiest processes, named in the reason); sets nothing."""
     user = [f"{k}={environ[k]}" for k in USER_VARIABLES if k in environ]
     if user:
         return Choice(None, busy, cores, f"{', '.join(user)} (set by you)")
@@ -83,12 +119,15 @@ def choose(environ, busy: float | None, cores: int) -> Choice:
         return Choice(None, busy, cores, "one core: one thread, nothing to wait for")
     if busy is None:
         return Choice(None, busy, cores, "torch's default (the machine's load is unknown here)")
-    seen = f"other processes kept {busy:.1f} of {cores} cores busy"
+    named = ", ".join(f"{name} {used:.1f}" for name, used in who or [])
+    seen = f"other processes kept {busy:.1f} of {cores} cores busy" + (
+        f" ({named})" if named else "")
     if busy >= BUSY_CORES:
         return Choice(SHARED_SPIN_COUNT, busy, cores,
                       f"{seen}: threads sleep after {int(SHARED_SPIN_COUNT):,} spins at a "
-                      "barrier instead of taking the cores they share")
-    return Choice(None, busy, cores, f"{seen}: torch's default (threads spin at a barrier)")
+                      "barrier instead of taking the cores they share", list(who or []))
+    return Choice(None, busy, cores, f"{seen}: torch's default (threads spin at a barrier)",
+                  list(who or []))
 
 
 def apply(environ=None) -> Choice:
@@ -101,8 +140,8 @@ def apply(environ=None) -> Choice:
         _decided = Choice(None, None, cores, "left as they are (torch was already loaded)")
         return _decided
     user_set = any(k in environ for k in USER_VARIABLES)
-    busy = None if user_set or cores < 2 else busy_cores(cores=cores)
-    _decided = choose(environ, busy, cores)
+    busy, who = (None, []) if user_set or cores < 2 else busy_cores(cores=cores)
+    _decided = choose(environ, busy, cores, who)
     if _decided.spin_count is not None:
         environ["GOMP_SPINCOUNT"] = _decided.spin_count
     return _decided

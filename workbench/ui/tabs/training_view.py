@@ -157,10 +157,11 @@ def _digest(text: str) -> str:
 LOG_LINES = 20
 
 
-def read_parts(selected) -> dict:
+def read_parts(selected, views: bool = True) -> dict:
     """Each part of the view, read from the run folders: a value that changes exactly when
     what the part shows changes. `selected` not among the runs: the running one, else the
-    newest."""
+    newest. `views=False`: only the run shown and the controls' key, none of the HTML (the
+    log, metrics and charts are not read)."""
     from workbench import runs
     from workbench.ui import guide
     all_runs = runs.list_runs()
@@ -170,24 +171,26 @@ def read_parts(selected) -> dict:
     if moved:
         selected = active or (names[0] if names else None)
     info = next((r for r in all_runs if r["name"] == selected), None)
+    st = runs.status(Path(info["path"])) if info is not None else {}
+    state = st.get("state")
+    parts = {"log": (selected, None),
+             "controls": (selected, tuple(names), active, state,
+                          state == "completed" and bool(info and info.get("has_adapter")),
+                          info is not None, moved)}
+    if not views:
+        return parts
     if info is None:
-        st, records, log_text = {}, [], ""
+        records, log_text = [], ""
         progress = f"<div class='wb-progress'>{m('train.no_run')}</div>"
     else:
         run = Path(info["path"])
-        st = runs.status(run)
         records = runs.metrics(run)
         log_text = widgets.clean_message(readable_log(
             shared.ANSI_RE.sub("", runs.log_tail(run, LOG_LINES))))
         progress = progress_html(selected, st, records)
-    state = st.get("state")
-    return {"progress": progress, "log": (selected, log_text),
-            "plots": charts_html(records),
-            "list": runs_html(all_runs),
-            "guide": guide.guide_inner(all_runs),  # its step 2 follows a run's step count
-            "controls": (selected, tuple(names), active, state,
-                         state == "completed" and bool(info and info.get("has_adapter")),
-                         info is not None, moved)}
+    return {**parts, "progress": progress, "log": (selected, log_text),
+            "plots": charts_html(records), "list": runs_html(all_runs),
+            "guide": guide.guide_inner(all_runs)}  # its step 2 follows a run's step count
 
 
 def live_inner(parts: dict) -> dict[str, str]:
@@ -295,7 +298,7 @@ def poll(selected, controls_old, samples_old) -> list:
     fires its redraw."""
     from workbench.ui.tabs import training_samples
     try:
-        parts = read_parts(selected)
+        parts = read_parts(selected, views=False)  # the keys only: no HTML built to drop
     except Exception:  # noqa: BLE001 - `live` shows it in the progress box
         widgets.log.error("reading the run folder failed", exc_info=True)
         return [gr.skip()] * 2
