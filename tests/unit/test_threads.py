@@ -14,7 +14,7 @@ from workbench.runs import threads
 def test_a_busy_machine_gets_short_spins_a_quiet_one_torch_default():
     busy = threads.choose({}, busy=1.9, cores=2)
     assert busy.spin_count == "1000"
-    assert "1.9 of 2 cores" in busy.reason and "sleep after 1,000 spins" in busy.reason
+    assert "1.90 of 2 cores" in busy.reason and "sleep after 1,000 spins" in busy.reason
     quiet = threads.choose({}, busy=0.1, cores=2)
     assert quiet.spin_count is None and "torch's default" in quiet.reason
     # the threshold itself
@@ -50,6 +50,21 @@ def test_busy_cores_counts_ticks_between_two_reads(monkeypatch):
     assert threads.busy_cores(cores=2) == (None, [])
 
 
+def test_a_burst_is_looked_at_again_and_the_quieter_look_counts(monkeypatch):
+    looks = iter([(1.1, [("chromium", 0.9)]), (0.1, [("chromium", 0.1)])])
+    calls = []
+    monkeypatch.setattr(threads, "busy_cores", lambda cores: calls.append(1) or next(looks))
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    assert threads.sustained_load(2) == (0.1, [("chromium", 0.1)])
+    # sustained: both looks busy, the quieter one counts
+    looks = iter([(1.9, [("python", 1.9)]), (2.0, [("python", 2.0)])])
+    assert threads.sustained_load(2) == (1.9, [("python", 1.9)])
+    # quiet at once: one look only
+    calls.clear()
+    looks = iter([(0.2, [])])
+    assert threads.sustained_load(2) == (0.2, []) and len(calls) == 1
+
+
 def test_busiest_sums_by_name_and_skips_idle_and_new_processes(monkeypatch):
     monkeypatch.setattr(threads.os, "sysconf", lambda name: 100)
     before = {1: ("chromium", 10), 2: ("chromium", 20), 3: ("python", 0), 4: ("idle", 5)}
@@ -82,7 +97,7 @@ def test_read_cpu_times_parses_proc_stat(tmp_path):
 def test_apply_sets_the_variable_before_torch_loads(monkeypatch):
     monkeypatch.setattr(threads, "_decided", None)  # restored: other tests see no choice
     monkeypatch.delitem(sys.modules, "torch", raising=False)
-    monkeypatch.setattr(threads, "busy_cores", lambda cores: (2.0, [("python", 1.9)]))
+    monkeypatch.setattr(threads, "sustained_load", lambda cores: (2.0, [("python", 1.9)]))
     monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
     env: dict = {}
     choice = threads.apply(env)
@@ -90,8 +105,8 @@ def test_apply_sets_the_variable_before_torch_loads(monkeypatch):
     lines: list = []
     assert threads.report(lines.append)["spin_count"] == "1000"
     assert lines and lines[0].startswith(
-        "threads: other processes kept 2.0 of 2 cores busy (python 1.9): threads sleep")
-    monkeypatch.setattr(threads, "busy_cores", lambda cores: (0.0, []))
+        "threads: other processes kept 2.00 of 2 cores busy (python 1.90): threads sleep")
+    monkeypatch.setattr(threads, "sustained_load", lambda cores: (0.0, []))
     env = {}
     assert threads.apply(env).spin_count is None and env == {}
 
@@ -99,7 +114,7 @@ def test_apply_sets_the_variable_before_torch_loads(monkeypatch):
 def test_apply_after_torch_loaded_changes_nothing(monkeypatch):
     monkeypatch.setattr(threads, "_decided", None)
     import torch  # noqa: F401 - loaded, as in a test process
-    monkeypatch.setattr(threads, "busy_cores", lambda cores: pytest.fail("measured"))
+    monkeypatch.setattr(threads, "sustained_load", lambda cores: pytest.fail("measured"))
     env: dict = {}
     choice = threads.apply(env)
     assert env == {} and "already loaded" in choice.reason

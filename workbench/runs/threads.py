@@ -11,7 +11,9 @@ Measured on a 2-core AVX2 machine (bench/README.md, "Threads under load"), cpu-d
 
 No one setting is best in both, so a command that runs a model looks, before torch loads,
 at how busy the cores were for a moment (/proc/stat over SAMPLE_S seconds, while this
-process sleeps): when other processes kept BUSY_CORES or more busy, it sets
+process sleeps; a busy look is taken again a second later, so that the page which has just
+started the command, drawing its answer, is not taken for load): when other processes kept
+BUSY_CORES or more busy in both looks, it sets
 GOMP_SPINCOUNT=SHARED_SPIN_COUNT for itself, else torch's default stays. libgomp reads the
 variable once, when torch loads it, so load that starts later does not change the choice.
 A GOMP_SPINCOUNT or OMP_WAIT_POLICY the user set wins. The app's children (runs.jobs)
@@ -29,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 SHARED_SPIN_COUNT = "1000"  # rounds; bench/README.md "Spin briefly, then sleep"
 BUSY_CORES = 0.5            # cores kept busy by other processes that count as a busy machine
 SAMPLE_S = 0.5
+CONFIRM_AFTER_S = 1.0       # a busy first look is taken again this much later
 USER_VARIABLES = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
 
 _decided: "Choice | None" = None
@@ -108,6 +111,18 @@ def busy_cores(seconds: float = SAMPLE_S, cores: int | None = None
     return total, busiest(procs, process_ticks(), seconds)
 
 
+def sustained_load(cores: int) -> tuple[float | None, list[tuple[str, float]]]:
+    """`busy_cores`, taken twice CONFIRM_AFTER_S apart when the first look finds the machine
+    busy; the quieter look counts. A burst of a second or two (a browser drawing the page
+    that has just started this command) is not the load that slows a whole run."""
+    busy, who = busy_cores(cores=cores)
+    if busy is None or busy < BUSY_CORES:
+        return busy, who
+    time.sleep(CONFIRM_AFTER_S)
+    again, who_again = busy_cores(cores=cores)
+    return (busy, who) if again is None or again >= busy else (again, who_again)
+
+
 def choose(environ, busy: float | None, cores: int,
            who: list[tuple[str, float]] | None = None) -> Choice:
     """The decision (module doc) for an environment and a measured load (`who`: the
@@ -119,8 +134,8 @@ def choose(environ, busy: float | None, cores: int,
         return Choice(None, busy, cores, "one core: one thread, nothing to wait for")
     if busy is None:
         return Choice(None, busy, cores, "torch's default (the machine's load is unknown here)")
-    named = ", ".join(f"{name} {used:.1f}" for name, used in who or [])
-    seen = f"other processes kept {busy:.1f} of {cores} cores busy" + (
+    named = ", ".join(f"{name} {used:.2f}" for name, used in who or [])
+    seen = f"other processes kept {busy:.2f} of {cores} cores busy" + (
         f" ({named})" if named else "")
     if busy >= BUSY_CORES:
         return Choice(SHARED_SPIN_COUNT, busy, cores,
@@ -140,7 +155,7 @@ def apply(environ=None) -> Choice:
         _decided = Choice(None, None, cores, "left as they are (torch was already loaded)")
         return _decided
     user_set = any(k in environ for k in USER_VARIABLES)
-    busy, who = (None, []) if user_set or cores < 2 else busy_cores(cores=cores)
+    busy, who = (None, []) if user_set or cores < 2 else sustained_load(cores)
     _decided = choose(environ, busy, cores, who)
     if _decided.spin_count is not None:
         environ["GOMP_SPINCOUNT"] = _decided.spin_count
