@@ -106,7 +106,8 @@ def headless(steps: int, name: str, measure: bool = True, child_env: bool = Fals
     if not measure:
         return None
     return {"mode": "headless-child-env" if child_env else "headless",
-            **timing(newest_run(name)), "wall": round(time.monotonic() - started, 1), **rate.rates()}
+            **timing(newest_run(name)), "wall": round(time.monotonic() - started, 1),
+            **rate.rates()}
 
 
 def from_api(steps: int, name: str) -> dict:
@@ -331,7 +332,8 @@ def from_app(steps: int, name: str, measure: bool = True, settle: float = 0.0) -
         server.wait(20)
     if not measure:
         return None
-    return {"mode": "app", **timing(newest_run(name)), "wall": round(time.monotonic() - started, 1),
+    return {"mode": "app", **timing(newest_run(name)),
+            "wall": round(time.monotonic() - started, 1),
             "app_and_browser_core_share": round((server_busy + browser_busy) / window, 3),
             "server_core_share": round(server_busy / window, 3),
             "browser_core_share": round(browser_busy / window, 3), **switch_rates}

@@ -114,8 +114,8 @@ def main() -> None:
             xs = [r["seconds_per_step"] for r in results["runs"]
                   if r["variant"] == name and r["load"] == load]
             cells.append(f"{statistics.median(xs):.2f} s ({', '.join(f'{x:.1f}' for x in xs)})")
-        print(f"| {name} ({json.dumps(VARIANTS[name]) if VARIANTS[name] else 'the product chooses'})"
-              f" | " + " | ".join(cells) + " |")
+        setting = json.dumps(VARIANTS[name]) if VARIANTS[name] else "the product chooses"
+        print(f"| {name} ({setting}) | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

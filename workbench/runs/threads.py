@@ -6,14 +6,16 @@ then sleeps. On an otherwise quiet machine spinning is fastest. When other proce
 the cores busy, the spinning thread takes the core that the thread it waits for needs.
 Measured on a 2-core AVX2 machine (bench/README.md, "Threads under load"), cpu-demo:
 
-- two busy processes beside it: 19.9 s a step with torch's default, 3.6 s with 1,000 rounds;
-- a quiet machine: 1,000 rounds cost about 18% (25-step runs, alternating).
+- two busy processes beside it: 6.6 s a step with torch's default, 3.6 s with this choice;
+  one busy process: 5.1 s against 3.0 s with 1,000 rounds;
+- a quiet machine: 1,000 rounds measured the same as the default on 2026-12-02 (0.99×,
+  5 pairs of 26-step runs), 1.18× in 3 pairs the session before: within the noise.
 
-No one setting is best in both, so a command that runs a model looks, before torch loads,
-at how busy the cores were for a moment (/proc/stat over SAMPLE_S seconds, while this
-process sleeps; a busy look is taken again a second later, so that the page which has just
-started the command, drawing its answer, is not taken for load): when other processes kept
-BUSY_CORES or more busy in both looks, it sets
+So torch's default stays wherever nothing says short spins help. A command that runs a
+model looks, before torch loads, at how busy the cores were for a moment (/proc/stat over
+SAMPLE_S seconds, while this process sleeps; a busy look is taken again a second later, so
+that the page which has just started the command, drawing its answer, is not taken for
+load). When other processes kept BUSY_CORES or more busy in both looks, it sets
 GOMP_SPINCOUNT=SHARED_SPIN_COUNT for itself, else torch's default stays. libgomp reads the
 variable once, when torch loads it, so load that starts later does not change the choice.
 A GOMP_SPINCOUNT or OMP_WAIT_POLICY the user set wins. The app's children (runs.jobs)

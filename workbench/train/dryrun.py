@@ -134,7 +134,7 @@ def dry_run(preset: Preset, steps: int = 5, progress=None) -> dict:
         "compute_dtype": choice.dtype, "compute_dtype_requested": choice.requested,
         "dtype_reason": choice.reason, "dtype_warning": choice.warning,
         "cpu_capability": hardware.cpu_info().label, "bf16_slowdown": choice.bf16_slowdown,
-        "threads": threads.decided().to_dict() if threads.decided() else None,
+        "threads": (chosen := threads.decided()) and chosen.to_dict(),
         "flops_per_token": int(flops_per_token),
         "achieved_flops": round(achieved) if achieved else None,
         "peak_flops": round(peak_flops) if peak_flops else None,
